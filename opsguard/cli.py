@@ -1,0 +1,133 @@
+"""The `opsguard` command: a lazy click group, and the ONLY place exceptions become exit codes.
+
+Each command lives in ``opsguard/commands/<module>.py`` and is imported only when it runs, so
+`opsguard --help` and `opsguard hosts` start without importing requests, fabric or paramiko.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from opsguard import __version__
+from opsguard.errors import EXIT_INTERNAL, OpsguardError
+
+# name -> (module in opsguard.commands, function, one-line help shown by --help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "hosts": ("hosts", "hosts", "List the inventory hosts, providers and backup policies."),
+    "validate": ("hosts", "validate", "Check the inventory; exit 0 with a summary, or 78 listing every problem."),
+    "discover": ("discover", "discover", "List the provider accounts' instances and match them to hosts by IP."),
+    "snapshot": ("snapshot", "snapshot", "Take and verify a full snapshot of a host (no SSH); print the receipt."),
+    "exec": ("snapshot", "exec_command", "Snapshot a host, then run one command on it as a guarded change."),
+    "ledger": ("ledger", "ledger", "Show the audit ledger of snapshots and changes."),
+    "unlock": ("ledger", "unlock", "Break a stale lock on a host (after confirmation)."),
+    "plan": ("playbook", "plan", "Show exactly what a playbook would run on a host (no network)."),
+    "run": ("playbook", "run", "Run a playbook on a host inside the snapshot guard."),
+    "update": ("playbook", "update", "OS update (apt) of one host or --all, one after another, each guarded."),
+    "upgrade": ("playbook", "upgrade", "Upgrade the platform on a host (Zpro package or compose stack), guarded."),
+    "restore": ("playbook", "restore", "Restore a host from a provider snapshot (last resort; typed confirmation)."),
+    "backup-check": ("backup_check", "backup_check", "Check the providers' automatic backups are there and fresh."),
+    "sandbox": ("sandbox", "sandbox", "Start or stop the built-in sandbox (simulated providers + local sshd hosts)."),
+}
+
+
+@dataclass
+class AppContext:
+    """What every command gets through click's ``ctx.obj``."""
+
+    inventory_option: str | None
+    debug: bool
+    _inventory: Any = field(default=None, repr=False)
+
+    def inventory(self) -> Any:
+        """Return the loaded, validated inventory (loaded once); raise InventoryError if invalid."""
+        if self._inventory is None:
+            from opsguard.inventory import inventory_path, load_inventory
+
+            self._inventory = load_inventory(inventory_path(self.inventory_option))
+        return self._inventory
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        module = importlib.import_module(f"opsguard.commands.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Use the registry's help text so --help imports no command module.
+        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory_option",
+    metavar="PATH",
+    default=None,
+    help="Inventory file (default: $OPSGUARD_INVENTORY, else ./inventory.toml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, "--version", prog_name="opsguard")
+@click.pass_context
+def cli(ctx: click.Context, inventory_option: str | None, debug: bool) -> None:
+    """opsguard: no change reaches a VPS until a full snapshot of it is verified.
+
+    Exit codes: 0 ok, 1 failed, 2 usage, 3 refused (nothing changed), 4 outcome unknown,
+    78 configuration, 70 internal error.
+    """
+    ctx.obj = AppContext(inventory_option=inventory_option, debug=debug)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI with argv; turn every exception into its exit code and one line per problem."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        # standalone_mode=False: click returns ctx.exit()'s code instead of exiting itself.
+        result = cli.main(args=args, prog_name="opsguard", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("opsguard: aborted; nothing was changed", err=True)
+        sys.exit(3)
+    except click.ClickException as error:  # usage errors: click's own message and exit 2
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as error:
+        sys.exit(error.exit_code)
+    except OpsguardError as error:
+        if debug:
+            traceback.print_exc()
+        for line in error.lines():
+            click.echo(line, err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo("opsguard: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as error:  # a bug: say so in one line, traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"opsguard: internal error: {type(error).__name__}: {error} (run with --debug for the traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(result if isinstance(result, int) else 0)

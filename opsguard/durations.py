@@ -1,0 +1,32 @@
+"""Duration strings of the inventory ("0.2s", "15s", "60m", "26h", "8d") to seconds and back."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Given a duration string such as "15s" or "8d", return seconds; raise ValueError if malformed."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration string such as \"15s\", got {text!r}")
+    match = _PATTERN.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (use a number and one of ms, s, m, h, d, e.g. \"15s\")")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """Given seconds, return a short human form: "850ms", "12.3s", "4m05s", "26h", "8d"."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        minutes, rest = divmod(int(round(seconds)), 60)
+        return f"{minutes}m{rest:02d}s"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h".replace(".0h", "h")
+    return f"{seconds / 86400:.1f}d".replace(".0d", "d")

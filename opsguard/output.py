@@ -1,0 +1,55 @@
+"""How opsguard talks to people and scripts: plain timestamped lines off a terminal, colour on one.
+
+Nothing here ever receives a token: callers pass only messages they built from safe values.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+_COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "bold": "1", "dim": "2"}
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    """Given a stream (default stdout), return whether a person is watching it."""
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
+    """Given text and a colour name, return it coloured when the stream is a terminal."""
+    if not is_terminal(stream) or colour not in _COLOURS:
+        return text
+    return f"\033[{_COLOURS[colour]}m{text}\033[0m"
+
+
+def log(message: str, *, stream: TextIO | None = None) -> None:
+    """Given a progress message, print it: as is on a terminal, with a UTC timestamp otherwise."""
+    stream = stream or sys.stderr
+    if is_terminal(stream):
+        print(message, file=stream, flush=True)
+    else:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        print(f"{stamp} {message}", file=stream, flush=True)
+
+
+def print_json(data: Any, stream: TextIO | None = None) -> None:
+    """Given JSON-ready data, print it as indented JSON with sorted keys (stable for scripts)."""
+    print(json.dumps(data, indent=2, sort_keys=True, default=str), file=stream or sys.stdout, flush=True)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Given rows of cells and a header, return an aligned plain-text table."""
+    widths = [len(cell) for cell in header]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Steps and plans as data: what a playbook will run, shown by `opsguard plan` before anything runs.
+
+A command may refer to facts read on the host by earlier steps with ``{{name}}`` (double braces,
+so shell ``${VAR}`` and awk ``{print}`` stay literal). ``render`` fills them in at run time.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PHASES = ("preflight", "change", "verify")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A test of a step's output. ``test(stdout)`` returns None when it passes, else the reason."""
+
+    description: str
+    test: Callable[[str], str | None] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Reads named facts from a step's output for later steps: ``parse(stdout) -> {name: value}``."""
+
+    names: tuple[str, ...]
+    parse: Callable[[str], dict[str, str]] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """Repeat a step until it passes (exit code and check) or ``within`` seconds have passed.
+
+    With ``hold`` > 0 the step must keep passing for that long (e.g. pm2 restart counts stable).
+    """
+
+    every: float
+    within: float
+    hold: float = 0.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One remote command (or one SFTP upload when ``upload`` is set)."""
+
+    name: str
+    command: str | tuple[str, ...]
+    mutates: bool
+    timeout: float = 300.0
+    ok_codes: tuple[int, ...] = (0,)
+    sudo_user: str | None = None
+    check: Check | None = None
+    facts: Facts | None = None
+    poll: Poll | None = None
+    upload: tuple[str, str] | None = None  # (local path, remote path)
+    downtime: str | None = None  # "starts": the first step that stops service; "ends": service back
+    why: str = ""
+
+    def shell_text(self) -> str:
+        """Given this step, return its command as one shell string (argv is quoted)."""
+        if isinstance(self.command, tuple):
+            return shlex.join(self.command)
+        return self.command
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A playbook's plan for one host: read-only preflight, the change, and read-only verification."""
+
+    playbook: str
+    host: str
+    kind: str  # "change" | "read-only"
+    summary: str
+    preflight: tuple[Step, ...] = ()
+    change: tuple[Step, ...] = ()
+    verify: tuple[Step, ...] = ()
+    rollback: tuple[str, ...] = ()  # advice lines; may hold {{facts}} and {snapshot_id}
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def phases(self) -> list[tuple[str, tuple[Step, ...]]]:
+        """Given this plan, return its (phase name, steps) pairs in running order."""
+        return [("preflight", self.preflight), ("change", self.change), ("verify", self.verify)]
+
+    def steps(self) -> list[Step]:
+        """Given this plan, return every step in running order."""
+        return [*self.preflight, *self.change, *self.verify]
+
+
+def render(text: str, facts: Mapping[str, str]) -> str:
+    """Given a command with {{name}} placeholders and the facts read so far, return it filled in.
+
+    Raise KeyError naming the first placeholder no earlier step has provided.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in facts:
+            raise KeyError(name)
+        return str(facts[name])
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+def placeholders(text: str) -> list[str]:
+    """Given a command, return the fact names it refers to, in order."""
+    return _PLACEHOLDER.findall(text)
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """Given a plan, return a JSON-ready dict (the `opsguard plan --json` format)."""
+
+    def step_dict(step: Step) -> dict[str, Any]:
+        return {
+            "name": step.name,
+            "command": step.shell_text() if step.upload is None else None,
+            "upload": list(step.upload) if step.upload else None,
+            "mutates": step.mutates,
+            "timeout": step.timeout,
+            "ok_codes": list(step.ok_codes),
+            "sudo_user": step.sudo_user,
+            "check": step.check.description if step.check else None,
+            "facts": list(step.facts.names) if step.facts else [],
+            "poll": {"every": step.poll.every, "within": step.poll.within, "hold": step.poll.hold} if step.poll else None,
+            "downtime": step.downtime,
+            "why": step.why,
+        }
+
+    return {
+        "playbook": plan.playbook,
+        "host": plan.host,
+        "kind": plan.kind,
+        "summary": plan.summary,
+        "params": dict(plan.params),
+        "preflight": [step_dict(step) for step in plan.preflight],
+        "change": [step_dict(step) for step in plan.change],
+        "verify": [step_dict(step) for step in plan.verify],
+        "rollback": list(plan.rollback),
+    }
