@@ -141,3 +141,38 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "verify": [step_dict(step) for step in plan.verify],
         "rollback": list(plan.rollback),
     }
+
+
+def format_plan(plan: Plan) -> str:
+    """Given a plan, return the text `opsguard plan` prints: every step, what it changes, where downtime lies."""
+    lines = [f"{plan.playbook} on {plan.host} ({plan.kind}): {plan.summary}"]
+    if plan.kind == "change":
+        lines.append("  after preflight: a full provider snapshot of the host, verified complete, before step 1 of the change")
+    number = 0
+    for phase, steps in plan.phases():
+        if not steps:
+            continue
+        lines.append(f"{phase}:")
+        for step in steps:
+            number += 1
+            if step.downtime == "starts":
+                lines.append("  ---- downtime starts: services stop here ----")
+            marker = "CHANGES" if step.mutates else "read   "
+            who = f" (as {step.sudo_user})" if step.sudo_user else ""
+            lines.append(f"  {number:2}. [{marker}] {step.name}{who}")
+            if step.upload:
+                lines.append(f"        upload {step.upload[0]} -> {step.upload[1]}")
+            else:
+                for text in step.shell_text().splitlines():
+                    lines.append(f"        $ {text}")
+            if step.check:
+                lines.append(f"        check: {step.check.description}")
+            if step.poll:
+                hold = f", must hold {step.poll.hold:g}s" if step.poll.hold else ""
+                lines.append(f"        repeat every {step.poll.every:g}s for up to {step.poll.within:g}s{hold}")
+            if step.downtime == "ends":
+                lines.append("  ---- downtime ends: service healthy again ----")
+    if plan.rollback:
+        lines.append("rollback if it fails:")
+        lines.extend(f"  {line}" for line in plan.rollback)
+    return "\n".join(lines)

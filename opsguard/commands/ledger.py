@@ -1,0 +1,94 @@
+"""`opsguard ledger` (the audit trail) and `opsguard unlock` (break a stale lock)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from opsguard.confirm import confirm_change
+from opsguard.errors import LockHeld
+from opsguard.output import print_json
+
+
+def describe(record: dict[str, Any]) -> str:
+    """Given a ledger record, return its one-line human description."""
+    event = record.get("event", "?")
+    if event == "run-started":
+        return f"started: {record.get('command') or ''} ({record.get('reason', '')}) by {record.get('user', '?')}@{record.get('machine', '?')}"
+    if event == "snapshot-requested":
+        previous = record.get("previous_snapshot") or {}
+        extra = f", overwrites {previous.get('snapshot_id')}" if previous else ""
+        handle = record.get("snapshot_id") or f"action {record.get('action_id')}"
+        return f"snapshot requested: {handle}{' (recovered after a lost answer)' if record.get('recovered') else ''}{extra}"
+    if event == "snapshot-verified":
+        receipt = record.get("receipt") or {}
+        return f"snapshot verified: {receipt.get('snapshot_id')} created {receipt.get('created_at')}"
+    if event == "snapshot-failed":
+        return f"snapshot failed ({record.get('stage')}): {record.get('error')}"
+    if event == "step":
+        if record.get("phase") == "started":
+            return f"step started: {record.get('step')}"
+        status = record.get("exit_status")
+        return f"step {record.get('result')}: {record.get('step')}" + (f" (exit {status})" if status is not None else "")
+    if event == "run-ended":
+        step = f" at step {record['failed_step']!r}" if record.get("failed_step") else ""
+        return f"ended: {record.get('outcome')}{step}" + (f" — {record['error']}" if record.get("error") else "")
+    return str(event)
+
+
+@click.command()
+@click.argument("host", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option("--last", "last", type=int, default=50, show_default=True, help="How many records (0 = all).")
+@click.pass_obj
+def ledger(app: object, host: str | None, as_json: bool, last: int) -> None:
+    """Show the audit ledger (every snapshot and change), optionally for one HOST."""
+    from opsguard.ledger import Ledger
+
+    inventory = app.inventory()  # type: ignore[attr-defined]
+    if host is not None:
+        inventory.host(host)  # a typo in the host name is an error, not an empty list
+    records = Ledger(inventory.settings.state_dir).records(host)
+    if last > 0:
+        records = records[-last:]
+    if as_json:
+        print_json(records)
+        return
+    if not records:
+        click.echo(f"ledger {Ledger(inventory.settings.state_dir).path}: no records" + (f" for {host}" if host else ""))
+        return
+    for record in records:
+        click.echo(f"{record.get('time', '?')}  {record.get('host', '?'):6}  {record.get('run_id', '?')}  {describe(record)}")
+
+
+@click.command()
+@click.argument("host")
+@click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
+@click.pass_obj
+def unlock(app: object, host: str, yes: bool) -> None:
+    """Break a stale lock on HOST: the remote lock dir (after confirmation)."""
+    from opsguard.guard import read_only_session
+    from opsguard.locks import LocalLock, RemoteLock, describe_owner
+
+    inventory = app.inventory()  # type: ignore[attr-defined]
+    target = inventory.host(host)
+    local = LocalLock(inventory.settings.state_dir, target.name).holder()
+    if local is not None:
+        # SAFETY: a live local holder is a run in progress on this machine, not a stale lock.
+        raise LockHeld(f"host {target.name}: a run on this machine is in progress: {describe_owner(local)}; not unlocking")
+    with read_only_session(target, inventory=inventory) as session:
+        assert session.connection is not None
+        remote = RemoteLock(session.connection, target.name, target.remote_lock)
+        holder = remote.holder()
+        if holder is None:
+            click.echo(f"{target.name}: not locked ({target.remote_lock} does not exist)")
+            return
+        confirm_change(
+            target.name,
+            [f"host {target.name}: remote lock {target.remote_lock} is held by {describe_owner(holder)}",
+             "Break it only if that run is certainly not running any more."],
+            assume_yes=yes,
+        )
+        remote.break_lock()
+        click.echo(f"{target.name}: lock {target.remote_lock} removed")

@@ -1,0 +1,180 @@
+"""`opsguard plan | run | update | upgrade | restore`: playbooks on hosts, every change guarded."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opsguard.confirm import confirm_change
+from opsguard.errors import EXIT_OK, ConfigError, OpsguardError, worst_exit_code
+from opsguard.inventory import Host, Inventory
+from opsguard.output import log, print_json
+from opsguard.plan import Plan, format_plan, plan_to_dict
+
+
+def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reboot: bool = False) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for item in variables:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"--var {item!r}: expected KEY=VALUE")
+        values[key.strip()] = value
+    if package is not None:
+        values["package"] = package
+    if allow_reboot:
+        values["allow_reboot"] = True
+    return values
+
+
+def _build(name: str, host: Host, overrides: dict[str, object]) -> Plan:
+    from opsguard.playbooks import build_plan
+
+    return build_plan(name, host, overrides)
+
+
+def _run_plan(
+    inventory: Inventory, host: Host, plan: Plan, *, yes: bool, reason: str | None, overwrite_snapshot: bool, as_json: bool
+) -> None:
+    from opsguard.runner import PlanRunner
+
+    def confirm() -> None:
+        confirm_change(
+            host.name,
+            [
+                format_plan(plan),
+                "",
+                f"host {host.name} ({host.address}), {host.provider} instance "
+                f"{host.instance if host.instance is not None else 'not set'}: a full snapshot first, then the change above.",
+            ],
+            assume_yes=yes,
+        )
+
+    if plan.kind == "change":
+        host.require_instance()  # a missing id is a config error before any SSH, not after preflight
+        if not yes and not sys.stdin.isatty():
+            confirm_change(host.name, [], assume_yes=False)  # SAFETY: nobody to ask: refuses before touching anything
+    runner = PlanRunner(
+        plan,
+        host,
+        inventory,
+        reason=reason or f"{plan.playbook} via opsguard",
+        overwrite_snapshot=overwrite_snapshot,
+        confirm=confirm if plan.kind == "change" else None,
+    )
+    summary = runner.run()
+    if as_json:
+        print_json(summary.to_dict())
+
+
+_COMMON = [
+    click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."),
+    click.option("--reason", default=None, help="Why (goes to the ledger)."),
+    click.option("--overwrite-snapshot", is_flag=True, help="Hostinger: allow overwriting the rollback point of a failed change."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON."),
+    click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Override a playbook var."),
+]
+
+
+def _common(function: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(_COMMON):
+        function = option(function)
+    return function
+
+
+@click.command()
+@click.argument("host")
+@click.argument("playbook")
+@click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (platform_upgrade).")
+@click.option("--allow-reboot", is_flag=True, help="update: reboot when the host says it needs one.")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Override a playbook var.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_obj
+def plan(app: object, host: str, playbook: str, package: str | None, allow_reboot: bool,
+         variables: tuple[str, ...], as_json: bool) -> None:
+    """Show exactly what PLAYBOOK would run on HOST (no network): 'upgrade' picks by the host's roles."""
+    inventory = app.inventory()  # type: ignore[attr-defined]
+    target = inventory.host(host)
+    built = _build(playbook, target, _overrides(variables, package, allow_reboot))
+    if as_json:
+        print_json(plan_to_dict(built))
+    else:
+        click.echo(format_plan(built))
+
+
+@click.command()
+@click.argument("host")
+@click.argument("playbook")
+@click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (platform_upgrade).")
+@click.option("--allow-reboot", is_flag=True, help="update: reboot when the host says it needs one.")
+@_common
+@click.pass_obj
+def run(app: object, host: str, playbook: str, package: str | None, allow_reboot: bool, yes: bool, reason: str | None,
+        overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
+    """Run PLAYBOOK on HOST: preflight, verified snapshot, change, verification."""
+    inventory = app.inventory()  # type: ignore[attr-defined]
+    target = inventory.host(host)
+    built = _build(playbook, target, _overrides(variables, package, allow_reboot))
+    _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
+
+
+@click.command()
+@click.argument("hosts", nargs=-1)
+@click.option("--all", "all_hosts", is_flag=True, help="Every inventory host, one after another.")
+@click.option("--allow-reboot", is_flag=True, help="Reboot a host that says it needs one.")
+@_common
+@click.pass_context
+def update(ctx: click.Context, hosts: tuple[str, ...], all_hosts: bool, allow_reboot: bool, yes: bool, reason: str | None,
+           overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
+    """OS update (apt) of HOST... or --all: one host after another, each guarded; stop at the first failure."""
+    inventory = ctx.obj.inventory()
+    if all_hosts == bool(hosts):
+        raise click.UsageError("name the hosts to update, or use --all (not both)")
+    names = list(inventory.hosts) if all_hosts else list(hosts)
+    targets = [inventory.host(name) for name in names]  # every name checked before the first change
+    codes: list[int] = []
+    for target in targets:
+        built = _build("update", target, _overrides(variables, None, allow_reboot))
+        try:
+            _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
+            codes.append(EXIT_OK)
+        except OpsguardError as error:
+            if len(targets) == 1:
+                raise
+            for line in error.lines():
+                click.echo(line, err=True)
+            codes.append(error.exit_code)
+            rest = [t.name for t in targets[len(codes):]]
+            if rest:
+                log(f"stopping at the first failure: not updating {', '.join(rest)}")
+            break
+    ctx.exit(worst_exit_code(codes))
+
+
+@click.command()
+@click.argument("host")
+@click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (required for roles zpro).")
+@_common
+@click.pass_obj
+def upgrade(app: object, host: str, package: str | None, yes: bool, reason: str | None, overwrite_snapshot: bool,
+            as_json: bool, variables: tuple[str, ...]) -> None:
+    """Upgrade the platform on HOST: Zpro (roles zpro, needs --package) or the compose stack (roles integrations)."""
+    inventory = app.inventory()  # type: ignore[attr-defined]
+    target = inventory.host(host)
+    built = _build("upgrade", target, _overrides(variables, package))
+    _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
+
+
+@click.command()
+@click.argument("host")
+@click.option("--snapshot", "snapshot_id", required=True, help="The snapshot id to restore (from the receipt or ledger).")
+@click.option("--yes-i-typed-the-host", "typed_host", default=None, metavar="HOST",
+              help="For scripts: the host name, as the typed confirmation.")
+@click.pass_obj
+def restore(app: object, host: str, snapshot_id: str, typed_host: str | None) -> None:
+    """Restore HOST from a provider snapshot (destructive: replaces the disk). Typed confirmation required."""
+    from opsguard.restore import restore_snapshot
+
+    inventory = app.inventory()  # type: ignore[attr-defined]
+    target = inventory.host(host)
+    restore_snapshot(inventory, target, snapshot_id, typed_host=typed_host)

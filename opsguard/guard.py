@@ -1,0 +1,593 @@
+"""The snapshot guard: the only way to get a session that may change a host.
+
+SAFETY: a ``ChangeSession`` that can run a mutating step is only ever created inside
+``snapshot_guard`` after a snapshot of that very host was created and verified complete through
+the provider's API. Its constructor demands a private key object that no other module has.
+Read-only sessions (for preflight and plans) exist too, and refuse every mutating step.
+
+Order of ``snapshot_guard`` (DESIGN.md "The snapshot guard"), stopping at the first failure:
+preflight through the API -> identity (instance IP == host address) -> local + remote lock ->
+Hostinger overwrite protection -> ONE create request -> poll with backoff -> verify -> yield.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsguard import ledger as events
+from opsguard.durations import format_duration
+from opsguard.errors import (
+    ConfigError,
+    OpsguardError,
+    OutcomeUnknown,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnreachable,
+    ReadOnlyViolation,
+    ReceiptExpired,
+    Refused,
+    SnapshotNotVerified,
+)
+from opsguard.inventory import Host, Inventory, Settings, inventory_path, load_inventory
+from opsguard.ledger import Ledger
+from opsguard.locks import LocalLock, RemoteLock, owner_record
+from opsguard.providers.base import InstanceFacts, Provider, SnapshotRequest
+
+if TYPE_CHECKING:
+    from opsguard.transport import CommandResult, Connection
+
+# The private key that makes ChangeSession's constructor private to this module.
+_SESSION_KEY = object()
+
+# Polling: never faster than once a second (providers rate-limit), and the gap grows with the
+# time already waited (5 %), so a long snapshot costs few requests yet is noticed soon after it
+# completes: the delay after completion is at most 5 % of the wait or one second, capped by
+# settings.snapshot_poll.
+MIN_POLL_GAP = 1.0
+POLL_GROWTH = 0.05
+
+ProgressCallback = Callable[[str, float], None]
+Connector = Callable[[Host, Settings], "Connection"]
+Resolver = Callable[[str], set[str]]
+
+
+def new_run_id() -> str:
+    """Return a new run id: UTC time plus random hex, sortable and unique enough to grep."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def poll_gap(elapsed: float, longest: float) -> float:
+    """Given seconds waited so far and settings.snapshot_poll, return the gap before the next poll."""
+    return min(longest, max(MIN_POLL_GAP, POLL_GROWTH * elapsed))
+
+
+@dataclass(frozen=True)
+class SnapshotReceipt:
+    """Proof that a snapshot of ``host`` was created and verified complete."""
+
+    host: str
+    provider: str
+    instance: str | int
+    snapshot_id: str
+    tag: str
+    run_id: str
+    requested_at: datetime
+    verified_at: datetime
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    action_id: int | None = None
+    previous_snapshot_id: str | None = None
+    recovered: bool = False
+    checks: tuple[str, ...] = ()
+    verified_monotonic: float = field(default=0.0, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the receipt as JSON-ready data (`opsguard snapshot --json`, the ledger)."""
+        data = asdict(self)
+        data.pop("verified_monotonic")
+        for key in ("requested_at", "verified_at", "created_at", "expires_at"):
+            value = data[key]
+            data[key] = value.isoformat().replace("+00:00", "Z") if value else None
+        data["checks"] = list(self.checks)
+        return data
+
+    def age(self) -> float:
+        """Return the seconds since this receipt was verified (monotonic clock)."""
+        return time.monotonic() - self.verified_monotonic
+
+
+class ChangeSession:
+    """A session on one host. With a receipt it may run mutating steps; without, it is read-only.
+
+    Obtain one only through ``snapshot_guard`` (change) or ``read_only_session`` (read-only).
+    """
+
+    def __init__(
+        self,
+        key: object,
+        *,
+        host: Host,
+        settings: Settings,
+        ledger: Ledger,
+        run_id: str,
+        connection: Connection | None,
+        receipt: SnapshotReceipt | None,
+    ) -> None:
+        if key is not _SESSION_KEY:
+            # SAFETY: nobody outside guard.py may mint a session; that would bypass the snapshot.
+            raise TypeError("ChangeSession cannot be created directly; use opsguard.snapshot_guard()")
+        self.host = host
+        self.settings = settings
+        self.ledger = ledger
+        self.run_id = run_id
+        self.connection = connection
+        self.receipt = receipt
+        self.change_started: float | None = None  # monotonic time of the first mutating step
+        self.mutating_steps = 0
+        self.failed_step: str | None = None
+        self.unknown_step: str | None = None
+        self.closed = False
+
+    @property
+    def read_only(self) -> bool:
+        """Return whether this session refuses mutating steps (no verified snapshot)."""
+        return self.receipt is None
+
+    def check_may_change(self, step_name: str) -> None:
+        """Given a mutating step's name, return if it may run; raise Refused (exit 3) if not.
+
+        A receipt authorises a change that STARTS within receipt_ttl of verification. Once the
+        change has started, later steps go on: stopping a half-done change because a clock ran
+        out would leave the host worse off than finishing it with its rollback point in hand.
+        """
+        where = f"host {self.host.name}: step {step_name!r}"
+        if self.closed:
+            raise Refused(f"{where}: the guarded session has ended; refused")
+        if self.receipt is None:
+            raise ReadOnlyViolation(f"{where} changes the host but this session is read-only (no verified snapshot); refused")
+        if self.receipt.host != self.host.name:
+            raise ReceiptExpired(f"{where}: the snapshot receipt is for host {self.receipt.host}; refused")
+        if self.change_started is None:
+            age = self.receipt.age()
+            if age > self.settings.receipt_ttl:
+                raise ReceiptExpired(
+                    f"{where}: snapshot {self.receipt.snapshot_id} was verified {format_duration(age)} ago, "
+                    f"longer than receipt_ttl {format_duration(self.settings.receipt_ttl)}; take a new snapshot; "
+                    "refused, nothing was changed"
+                )
+
+    def run(
+        self,
+        command: str,
+        *,
+        mutates: bool = True,
+        name: str | None = None,
+        timeout: float = 3600.0,
+        ok_codes: tuple[int, ...] = (0,),
+        sudo_user: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_output: Callable[[str, str], None] | None = None,
+    ) -> CommandResult:
+        """Given a shell command, run it on the host and return its result (non-zero exits are returned).
+
+        Raise Refused before running a mutating command that the receipt does not cover, and
+        ConnectionDropped / StepTimeout (exit 4, outcome unknown) when the host stops answering.
+        """
+        step_name = name or command
+        connection = self._connection()
+        if mutates:
+            self.check_may_change(step_name)
+            return self._mutating(step_name, command, lambda: connection.run(
+                command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output
+            ), ok_codes)
+        return connection.run(command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output)
+
+    def upload(self, local_path: Path, remote_path: str, *, name: str | None = None, mode: int | None = None) -> None:
+        """Given a local file and a remote path, copy it over SFTP as a mutating step."""
+        step_name = name or f"upload {local_path.name}"
+        connection = self._connection()
+        self.check_may_change(step_name)
+
+        def transfer() -> None:
+            connection.upload(local_path, remote_path, mode=mode)
+
+        self._mutating(step_name, f"sftp put {local_path} {remote_path}", transfer, (0,))
+
+    def _connection(self) -> Connection:
+        if self.connection is None:
+            raise Refused(f"host {self.host.name}: this session has no SSH connection (snapshot only); refused")
+        return self.connection
+
+    def _mutating(self, step_name: str, command: str, action: Callable[[], Any], ok_codes: tuple[int, ...]) -> Any:
+        if self.change_started is None:
+            self.change_started = time.monotonic()
+        self.mutating_steps += 1
+        common = {"run_id": self.run_id, "host": self.host.name, "step": step_name, "command": command}
+        self.ledger.append(events.STEP, phase="started", **common)
+        started = time.monotonic()
+        try:
+            result = action()
+        except KeyboardInterrupt:
+            # Interrupted mid-step: the command may or may not have taken effect.
+            self.unknown_step = step_name
+            self.ledger.append(events.STEP, phase="ended", result=events.UNKNOWN, error="interrupted",
+                               duration=round(time.monotonic() - started, 3), **common)
+            raise
+        except OutcomeUnknown as error:
+            self.unknown_step = step_name
+            self.ledger.append(events.STEP, phase="ended", result=events.UNKNOWN, error=str(error),
+                               duration=round(time.monotonic() - started, 3), **common)
+            raise
+        except OpsguardError as error:
+            self.failed_step = step_name
+            self.ledger.append(events.STEP, phase="ended", result=events.FAILED, error=str(error),
+                               duration=round(time.monotonic() - started, 3), **common)
+            raise
+        exit_status = getattr(result, "exit_status", 0)
+        ok = exit_status in ok_codes
+        if not ok:
+            self.failed_step = step_name
+        self.ledger.append(
+            events.STEP,
+            phase="ended",
+            result=events.OK if ok else events.FAILED,
+            exit_status=exit_status,
+            duration=round(time.monotonic() - started, 3),
+            **common,
+        )
+        return result
+
+    def mark_failed(self, step_name: str) -> None:
+        """Given a step that failed a check (not by exit code), record it as the failed step."""
+        self.failed_step = step_name
+
+
+def _resolve(address: str) -> set[str]:
+    infos = socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)
+    return {str(info[4][0]) for info in infos}
+
+
+def _load(inventory: Inventory | str | Path | None) -> Inventory:
+    if isinstance(inventory, Inventory):
+        return inventory
+    return load_inventory(inventory_path(str(inventory) if inventory is not None else None))
+
+
+def _connect_default(host: Host, settings: Settings) -> Connection:
+    from opsguard.transport import connect
+
+    return connect(host, settings)
+
+
+def _provider_default(host: Host) -> Provider:
+    from opsguard.providers import provider_for
+
+    return provider_for(host)
+
+
+def _explain(host: Host, stage: str, error: ProviderError) -> OpsguardError:
+    """Given a provider error during the guard, return the error to raise, naming host and stage."""
+    text = f"host {host.name}: {stage}: {error}"
+    if isinstance(error, ProviderAuthError):
+        return ConfigError(f"{text}; refused, nothing was changed")
+    if isinstance(error, ProviderUnreachable):
+        return OutcomeUnknown(f"{text}; nothing was changed on the host")
+    return SnapshotNotVerified(f"{text}; refused, nothing was changed")
+
+
+def check_instance_ready(host: Host, facts: InstanceFacts) -> None:
+    """Given a host and its instance facts, return if a snapshot may start; raise Refused if not."""
+    if not facts.running:
+        raise Refused(f"host {host.name}: instance {facts.instance} is not running (provider state {facts.state!r}); refused, nothing was changed")
+    if facts.locked:
+        raise Refused(
+            f"host {host.name}: instance {facts.instance} is locked by another provider action "
+            f"(state {facts.state!r}); try again when it finishes; refused, nothing was changed"
+        )
+
+
+def check_identity(host: Host, facts: InstanceFacts, resolve: Resolver) -> set[str]:
+    """Given a host, its instance facts and a resolver, return the matching IPs; raise Refused on mismatch.
+
+    SAFETY: the snapshot is taken of the provider instance and the change runs on the SSH address;
+    unless they are the same machine, the snapshot protects nothing.
+    """
+    try:
+        addresses = resolve(host.address)
+    except OSError as error:
+        raise Refused(f"host {host.name}: cannot resolve {host.address} ({error}); identity unverified; refused, nothing was changed") from None
+    matching = addresses & set(facts.public_ips)
+    if not matching:
+        raise Refused(
+            f"host {host.name}: identity mismatch: {host.address} resolves to {', '.join(sorted(addresses)) or 'nothing'} "
+            f"but {facts.provider} instance {facts.instance} has {', '.join(facts.public_ips) or 'no public IP'}; "
+            "refused, nothing was changed"
+        )
+    return matching
+
+
+def check_overwrite(host: Host, ledger: Ledger, overwrite_snapshot: bool) -> None:
+    """Given a Hostinger host and the ledger, return if a new snapshot may overwrite the old one; raise Refused if not.
+
+    SAFETY: Hostinger keeps ONE snapshot per VM. If the last change failed or ended unknown, that
+    snapshot is the rollback point; overwriting it with a snapshot of the broken state loses it.
+    """
+    if host.provider != "hostinger" or overwrite_snapshot:
+        return
+    last = ledger.last_change(host.name)
+    if last is None or last.outcome not in (events.FAILED, events.UNKNOWN):
+        return
+    at_step = f" at step {last.failed_step!r}" if last.failed_step else ""
+    raise Refused(
+        f"host {host.name}: the last change (run {last.run_id}) ended {last.outcome}{at_step}; its snapshot "
+        f"{last.snapshot_id} is the rollback point and a new Hostinger snapshot would overwrite it; "
+        "restore or inspect first, or pass --overwrite-snapshot; refused, nothing was changed"
+    )
+
+
+def wait_for_snapshot(
+    host: Host,
+    provider: Provider,
+    request: SnapshotRequest,
+    settings: Settings,
+    on_progress: ProgressCallback | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Given a snapshot request, poll until the provider reports it finished and the VM is free again.
+
+    Raise SnapshotNotVerified on a final failure or after snapshot_timeout; unknown states keep
+    polling (never success). A transient API failure while polling is retried until the deadline.
+    """
+    started = time.monotonic()
+    deadline = started + settings.snapshot_timeout
+    state = "requested"
+    finished = False
+    while True:
+        elapsed = time.monotonic() - started
+        try:
+            if not finished:
+                progress = provider.poll_snapshot(request)
+                state = progress.state
+                if progress.failed:
+                    raise SnapshotNotVerified(
+                        f"host {host.name}: snapshot failed at the provider (state {progress.state!r}"
+                        f"{': ' + progress.detail if progress.detail else ''}); refused, nothing was changed"
+                    )
+                finished = progress.finished
+            if finished:
+                facts = provider.instance_facts(request.instance)
+                if facts.ready_for_snapshot:
+                    return
+                state = f"{state}; instance {facts.state}"
+        except ProviderUnreachable as error:
+            state = f"API unreachable ({error.status or 'no answer'})"
+        except ProviderError as error:
+            raise _explain(host, "polling the snapshot", error) from error
+        if on_progress:
+            on_progress(state, elapsed)
+        now = time.monotonic()
+        if now >= deadline:
+            raise SnapshotNotVerified(
+                f"host {host.name}: snapshot not complete after {format_duration(settings.snapshot_timeout)} "
+                f"(snapshot_timeout; last provider state {state!r}); refused, nothing was changed"
+            )
+        sleep(min(poll_gap(now - started, settings.snapshot_poll), deadline - now))
+
+
+def take_snapshot(
+    host: Host,
+    settings: Settings,
+    provider: Provider,
+    ledger: Ledger,
+    run_id: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> SnapshotReceipt:
+    """Given a host (preflight, identity and locks already done), create, wait for and verify a snapshot.
+
+    Return the receipt (also written to the ledger); raise SnapshotNotVerified / OutcomeUnknown if
+    it cannot be verified.
+    """
+    instance = host.require_instance()
+    tag = f"opsguard:{host.name}:{instance}:{run_id}"
+    try:
+        request = provider.create_snapshot(instance, tag)
+    except ProviderError as error:
+        ledger.append(events.SNAPSHOT_FAILED, run_id=run_id, host=host.name, stage="create", error=str(error))
+        raise _explain(host, "creating the snapshot", error) from error
+    previous = request.previous
+    ledger.append(
+        events.SNAPSHOT_REQUESTED,
+        run_id=run_id,
+        host=host.name,
+        provider=host.provider,
+        instance=instance,
+        tag=tag,
+        snapshot_id=request.snapshot_id,
+        action_id=request.action_id,
+        recovered=request.recovered,
+        previous_snapshot=(
+            {"snapshot_id": previous.snapshot_id, "created_at": previous.created_at, "expires_at": previous.expires_at}
+            if previous
+            else None
+        ),
+    )
+    try:
+        wait_for_snapshot(host, provider, request, settings, on_progress)
+        try:
+            verified = provider.verify_snapshot(request)
+        except ProviderError as error:
+            raise _explain(host, "verifying the snapshot", error) from error
+    except OpsguardError as error:
+        ledger.append(events.SNAPSHOT_FAILED, run_id=run_id, host=host.name, stage="wait/verify", error=str(error))
+        raise
+    snapshot = verified.snapshot
+    receipt = SnapshotReceipt(
+        host=host.name,
+        provider=host.provider,
+        instance=instance,
+        snapshot_id=snapshot.snapshot_id,
+        tag=tag,
+        run_id=run_id,
+        requested_at=request.requested_at,
+        verified_at=datetime.now(UTC),
+        created_at=snapshot.created_at,
+        expires_at=snapshot.expires_at,
+        action_id=request.action_id,
+        previous_snapshot_id=previous.snapshot_id if previous else None,
+        recovered=request.recovered,
+        checks=verified.checks,
+        verified_monotonic=time.monotonic(),
+    )
+    ledger.append(events.SNAPSHOT_VERIFIED, run_id=run_id, host=host.name, receipt=receipt.to_dict())
+    return receipt
+
+
+def _outcome(session: ChangeSession | None, error: BaseException | None) -> tuple[str, str | None]:
+    """Given the session and the exception that ended the block (or None), return (outcome, step)."""
+    if session is None or session.mutating_steps == 0:
+        if error is None:
+            return events.OK, None
+        return (events.ABORTED if session is not None else events.REFUSED), None
+    if session.unknown_step or isinstance(error, (OutcomeUnknown, KeyboardInterrupt)):
+        return events.UNKNOWN, session.unknown_step or session.failed_step
+    if session.failed_step or error is not None:
+        return events.FAILED, session.failed_step
+    return events.OK, None
+
+
+@contextmanager
+def read_only_session(
+    host: str | Host,
+    *,
+    inventory: Inventory | str | Path | None = None,
+    connect: Connector | None = None,
+) -> Iterator[ChangeSession]:
+    """Given a host, yield a read-only session over one SSH connection; it refuses every mutating step."""
+    loaded = _load(inventory)
+    target = loaded.host(host) if isinstance(host, str) else host
+    connection = (connect or _connect_default)(target, loaded.settings)
+    session = ChangeSession(
+        _SESSION_KEY,
+        host=target,
+        settings=loaded.settings,
+        ledger=Ledger(loaded.settings.state_dir),
+        run_id=new_run_id(),
+        connection=connection,
+        receipt=None,
+    )
+    try:
+        yield session
+    finally:
+        session.closed = True
+        connection.close()
+
+
+@contextmanager
+def snapshot_guard(
+    host: str | Host,
+    *,
+    reason: str,
+    overwrite_snapshot: bool = False,
+    inventory: Inventory | str | Path | None = None,
+    ssh: bool = True,
+    session: ChangeSession | None = None,
+    provider: Provider | None = None,
+    connect: Connector | None = None,
+    resolve: Resolver | None = None,
+    on_progress: ProgressCallback | None = None,
+    command: str = "",
+) -> Iterator[ChangeSession]:
+    """Given a host and a reason, yield a ChangeSession once a snapshot of that host is verified.
+
+    Raise Refused (exit 3) at the first rule that fails, OutcomeUnknown (exit 4) when the API or
+    host cannot be reached, ConfigError (78) for a missing instance id or token. With ``ssh=False``
+    (``opsguard snapshot``) no SSH connection is made and the session cannot run commands. Pass
+    ``session`` (a read-only session from ``read_only_session``) to reuse its connection.
+    """
+    loaded = _load(inventory)
+    target = loaded.host(host) if isinstance(host, str) else host
+    settings = loaded.settings
+    instance = target.require_instance()
+    api = provider or _provider_default(target)
+    ledger = Ledger(settings.state_dir)
+    run_id = session.run_id if session is not None else new_run_id()
+    local_lock = LocalLock(settings.state_dir, target.name)
+    remote_lock: RemoteLock | None = None
+    connection = session.connection if session is not None else None
+    opened_connection = False
+    change: ChangeSession | None = None
+    owner = owner_record(run_id, reason)
+    ledger.append(
+        events.RUN_STARTED,
+        run_id=run_id,
+        host=target.name,
+        provider=target.provider,
+        instance=instance,
+        reason=reason,
+        command=command,
+        user=owner["user"],
+        machine=owner["machine"],
+        pid=os.getpid(),
+    )
+    failure: BaseException | None = None
+    try:
+        try:
+            facts = api.instance_facts(instance)
+        except ProviderError as error:
+            raise _explain(target, "reading the instance", error) from error
+        check_instance_ready(target, facts)
+        check_identity(target, facts, resolve or _resolve)
+        local_lock.acquire(owner)
+        if ssh and connection is None:
+            connection = (connect or _connect_default)(target, settings)
+            opened_connection = True
+        if connection is not None:
+            remote_lock = RemoteLock(connection, target.name, target.remote_lock)
+            remote_lock.acquire(owner)
+        check_overwrite(target, ledger, overwrite_snapshot)
+        receipt = take_snapshot(target, settings, api, ledger, run_id, on_progress=on_progress)
+        change = ChangeSession(
+            _SESSION_KEY,
+            host=target,
+            settings=settings,
+            ledger=ledger,
+            run_id=run_id,
+            connection=connection,
+            receipt=receipt,
+        )
+        yield change
+    except BaseException as error:
+        failure = error
+        raise
+    finally:
+        if change is not None:
+            change.closed = True
+        outcome, step = _outcome(change, failure)
+        try:
+            if remote_lock is not None:
+                # A release that fails leaves a stale lock dir for `opsguard unlock`; the run still ends in the ledger.
+                with suppress(OpsguardError):
+                    remote_lock.release()
+            local_lock.release()
+            if opened_connection and connection is not None:
+                connection.close()
+        finally:
+            ledger.append(
+                events.RUN_ENDED,
+                run_id=run_id,
+                host=target.name,
+                outcome=outcome,
+                failed_step=step,
+                error=str(failure) if failure is not None and not isinstance(failure, GeneratorExit) else None,
+                snapshot_id=change.receipt.snapshot_id if change is not None and change.receipt else None,
+            )

@@ -1,0 +1,79 @@
+"""`opsguard restore`: the last resort — put a provider snapshot back onto a host.
+
+Destructive (the disk is replaced), so: identity checked like the guard, the host's local lock
+taken, the snapshot checked where the API allows, the host name typed by the person, and every
+step in the ledger. No new snapshot is taken first: on Hostinger it would overwrite the very
+snapshot being restored.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opsguard import ledger as events
+from opsguard.errors import ProviderError, Refused
+from opsguard.guard import _explain, _resolve, check_identity, new_run_id
+from opsguard.inventory import Host, Inventory
+from opsguard.ledger import Ledger
+from opsguard.locks import LocalLock, owner_record
+from opsguard.output import log
+
+
+def confirm_typed(host: Host, snapshot_id: str, typed_host: str | None) -> None:
+    """Given the host and what the person typed (or --yes-i-typed-the-host), return if it matches; raise Refused if not."""
+    if typed_host is None:
+        if not sys.stdin.isatty():
+            raise Refused(f"host {host.name}: restore needs the host name typed on a terminal or "
+                          f"--yes-i-typed-the-host {host.name}; refused, nothing was changed")
+        click.echo(f"RESTORE {host.name} ({host.address}) from snapshot {snapshot_id}: the disk is REPLACED; "
+                   "everything written since the snapshot is lost.", err=True)
+        typed_host = click.prompt(f"Type the host name ({host.name}) to restore", default="", show_default=False, err=True)
+    if typed_host.strip() != host.name:
+        raise Refused(f"host {host.name}: typed {typed_host.strip()!r}, not {host.name!r}; refused, nothing was changed")
+
+
+def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, typed_host: str | None) -> None:
+    """Given a host and a snapshot id, start the provider restore after every check; raise Refused if one fails."""
+    from opsguard.providers import provider_for
+
+    instance = host.require_instance()
+    provider = provider_for(host)
+    ledger = Ledger(inventory.settings.state_dir)
+    run_id = new_run_id()
+    owner = owner_record(run_id, f"restore {snapshot_id}")
+    lock = LocalLock(inventory.settings.state_dir, host.name)
+    ledger.append(events.RUN_STARTED, run_id=run_id, host=host.name, provider=host.provider, instance=instance,
+                  reason=f"restore snapshot {snapshot_id}", command="restore", user=owner["user"], machine=owner["machine"])
+    outcome, error_text = events.REFUSED, None
+    try:
+        try:
+            facts = provider.instance_facts(instance)
+            check_identity(host, facts, _resolve)
+            if facts.locked:
+                raise Refused(f"host {host.name}: instance is locked by another provider action; refused, nothing was changed")
+            current = provider.current_snapshot(instance) if host.provider == "hostinger" else None
+        except ProviderError as error:
+            raise _explain(host, "checking before restore", error) from error
+        if host.provider == "hostinger" and (current is None or current.snapshot_id != str(snapshot_id)):
+            found = current.snapshot_id if current else "none"
+            raise Refused(f"host {host.name}: Hostinger's current snapshot is {found}, not {snapshot_id}; refused, nothing was changed")
+        confirm_typed(host, snapshot_id, typed_host)
+        lock.acquire(owner)
+        try:
+            started = provider.restore_snapshot(instance, snapshot_id)
+        except ProviderError as error:
+            outcome = events.UNKNOWN
+            raise _explain(host, "requesting the restore", error) from error
+        outcome = events.OK
+        ledger.append(events.STEP, run_id=run_id, host=host.name, step="restore", phase="ended", result=events.OK,
+                      command=f"restore snapshot {snapshot_id}", restore_id=started.restore_id, state=started.state)
+        log(f"{host.name}: restore of snapshot {snapshot_id} started ({started.state}); the instance stays locked "
+            "until the provider finishes")
+    except BaseException as error:
+        error_text = str(error)
+        raise
+    finally:
+        lock.release()
+        ledger.append(events.RUN_ENDED, run_id=run_id, host=host.name, outcome=outcome, error=error_text, failed_step=None)

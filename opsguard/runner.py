@@ -1,0 +1,319 @@
+"""The runner: executes a Plan on one host — preflight read-only, then the change inside the guard.
+
+Order, and why:
+1. preflight steps in a READ-ONLY session (no snapshot yet): a host that is not fit for the change
+   (full disk, a process down) is refused before anything is snapshotted or changed (exit 3);
+2. ``snapshot_guard`` upgrades the same SSH connection to a change session once the snapshot is
+   verified; the change steps run in order and stop at the first failure (exit 1, rollback advice);
+3. verify steps run read-only inside the same session; a failed verification is a failed change.
+Facts read by earlier steps (pm2 names, ports, paths) fill ``{{name}}`` placeholders of later ones.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsguard.durations import format_duration
+from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, StepFailed
+from opsguard.guard import ChangeSession, Connector, read_only_session, snapshot_guard
+from opsguard.inventory import Host, Inventory
+from opsguard.output import log, paint
+from opsguard.plan import Plan, Step, render
+from opsguard.progress import SnapshotWaitReporter
+from opsguard.providers.base import Provider
+
+RESULT_OK = "ok"
+RESULT_FAILED = "failed"
+RESULT_UNKNOWN = "unknown"
+RESULT_SKIPPED = "not run"
+
+
+@dataclass
+class StepRecord:
+    """How one step went."""
+
+    phase: str
+    name: str
+    mutates: bool
+    result: str = RESULT_SKIPPED
+    duration: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class RunSummary:
+    """What a playbook run did on one host, for the closing table and --json."""
+
+    host: str
+    playbook: str
+    steps: list[StepRecord] = field(default_factory=list)
+    snapshot_id: str | None = None
+    run_id: str | None = None
+    downtime: float | None = None
+    outcome: str = RESULT_SKIPPED
+    facts: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the summary as JSON-ready data."""
+        return {
+            "host": self.host,
+            "playbook": self.playbook,
+            "outcome": self.outcome,
+            "snapshot_id": self.snapshot_id,
+            "run_id": self.run_id,
+            "downtime_seconds": round(self.downtime, 3) if self.downtime is not None else None,
+            "steps": [vars(step) for step in self.steps],
+        }
+
+
+class StepCheckFailed(StepFailed):
+    """A step ran but its output did not pass its check (or its poll ran out of time)."""
+
+
+class PlanRunner:
+    """Runs one plan on one host, printing progress with a host prefix."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        host: Host,
+        inventory: Inventory,
+        *,
+        reason: str,
+        overwrite_snapshot: bool = False,
+        provider: Provider | None = None,
+        connect: Connector | None = None,
+        stream: bool = True,
+        confirm: Callable[[], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.host = host
+        self.inventory = inventory
+        self.reason = reason
+        self.overwrite_snapshot = overwrite_snapshot
+        self.provider = provider
+        self.connect = connect
+        self.stream = stream
+        self.confirm = confirm
+        self.facts: dict[str, str] = {key: str(value) for key, value in plan.params.items() if value is not None}
+        self.summary = RunSummary(host=host.name, playbook=plan.playbook)
+        self._downtime_started: float | None = None
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        """Run preflight, then (for change plans) the guarded change and verification; return the summary.
+
+        Raise Refused if preflight fails (nothing snapshotted or changed), StepFailed if a change or
+        verify step fails (rollback advice printed), OutcomeUnknown if the host stops answering.
+        """
+        self.summary.steps = [StepRecord(phase, step.name, step.mutates) for phase, steps in self.plan.phases() for step in steps]
+        try:
+            with read_only_session(self.host, inventory=self.inventory, connect=self.connect) as session:
+                self._phase(session, "preflight", self.plan.preflight)
+                if self.plan.kind != "change":
+                    self._phase(session, "verify", self.plan.verify)
+                    self.summary.outcome = RESULT_OK
+                    return self.summary
+                if self.confirm:
+                    self.confirm()
+                self._guarded(session)
+        except OutcomeUnknown:
+            self.summary.outcome = RESULT_UNKNOWN
+            raise
+        except OpsguardError:
+            self.summary.outcome = RESULT_FAILED
+            raise
+        finally:
+            self.print_summary()
+        self.summary.outcome = RESULT_OK
+        return self.summary
+
+    # -- phases ---------------------------------------------------------------------------------
+
+    def _guarded(self, session: ChangeSession) -> None:
+        reporter = SnapshotWaitReporter(self.host.name)
+        with snapshot_guard(
+            self.host,
+            reason=self.reason,
+            inventory=self.inventory,
+            session=session,
+            overwrite_snapshot=self.overwrite_snapshot,
+            provider=self.provider,
+            on_progress=reporter,
+            command=f"{self.plan.playbook}",
+        ) as change:
+            assert change.receipt is not None
+            self.summary.snapshot_id = change.receipt.snapshot_id
+            self.summary.run_id = change.run_id
+            self.facts["snapshot_id"] = change.receipt.snapshot_id
+            reporter.done(f"{self.host.name}: snapshot {change.receipt.snapshot_id} verified complete; starting the change")
+            try:
+                self._phase(change, "change", self.plan.change)
+                self._phase(change, "verify", self.plan.verify)
+            except StepFailed:
+                self.print_rollback()
+                raise
+            except OutcomeUnknown:
+                self.print_rollback()
+                raise
+
+    def _phase(self, session: ChangeSession, phase: str, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            record = self._record(phase, step)
+            started = time.monotonic()
+            if step.downtime == "starts" and self._downtime_started is None:
+                self._downtime_started = started
+            log(f"{self.host.name}: [{phase}] {step.name}")
+            try:
+                self._execute(session, step)
+            except StepFailed as error:
+                record.result, record.detail = RESULT_FAILED, str(error)
+                record.duration = time.monotonic() - started
+                if phase == "preflight":
+                    raise Refused(f"host {self.host.name}: preflight step {step.name!r} failed: {error}; "
+                                  "refused, nothing was snapshotted or changed") from None
+                if step.mutates:
+                    session.mark_failed(step.name)
+                else:
+                    session.mark_failed(f"{phase}: {step.name}")
+                raise
+            except OutcomeUnknown as error:
+                record.result, record.detail = RESULT_UNKNOWN, str(error)
+                record.duration = time.monotonic() - started
+                raise
+            record.result = RESULT_OK
+            record.duration = time.monotonic() - started
+            if step.downtime == "ends" and self._downtime_started is not None:
+                self.summary.downtime = time.monotonic() - self._downtime_started
+                log(f"{self.host.name}: service back after {format_duration(self.summary.downtime)} of downtime")
+
+    def _record(self, phase: str, step: Step) -> StepRecord:
+        for record in self.summary.steps:
+            if record.phase == phase and record.name == step.name and record.result == RESULT_SKIPPED:
+                return record
+        record = StepRecord(phase, step.name, step.mutates)
+        self.summary.steps.append(record)
+        return record
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def _execute(self, session: ChangeSession, step: Step) -> None:
+        if step.upload is not None:
+            local, remote = (render(part, self.facts) for part in step.upload)
+            session.upload(Path(local), remote, name=step.name)
+            return
+        try:
+            command = render(step.shell_text(), self.facts)
+        except KeyError as missing:
+            raise StepFailed(f"host {self.host.name}: step {step.name!r} needs the fact {missing} that no earlier step read",
+                             step=step.name) from None
+        if step.poll is None:
+            self._attempt(session, step, command, final=True)
+            return
+        deadline = time.monotonic() + step.poll.within
+        passing_since: float | None = None
+        while True:
+            passed = self._attempt(session, step, command, final=False)
+            now = time.monotonic()
+            if passed:
+                passing_since = passing_since if passing_since is not None else now
+                if now - passing_since >= step.poll.hold:
+                    return
+            else:
+                passing_since = None
+            if now >= deadline:
+                # One last attempt that raises with the real reason.
+                self._attempt(session, step, command, final=True)
+                if step.poll.hold and (passing_since is None or now - passing_since < step.poll.hold):
+                    raise StepCheckFailed(
+                        f"host {self.host.name}: step {step.name!r} did not keep passing for {format_duration(step.poll.hold)}",
+                        step=step.name,
+                    )
+                return
+            time.sleep(step.poll.every)
+
+    def _attempt(self, session: ChangeSession, step: Step, command: str, *, final: bool) -> bool:
+        """Run the step once; return whether it passed. With ``final``, raise StepFailed when it did not."""
+        on_output = self._printer() if (self.stream and final) or (self.stream and step.poll is None) else None
+        result = session.run(
+            command,
+            mutates=step.mutates,
+            name=step.name,
+            timeout=step.timeout,
+            ok_codes=step.ok_codes,
+            sudo_user=step.sudo_user,
+            on_output=on_output,
+        )
+        problem: str | None = None
+        if result.exit_status not in step.ok_codes:
+            tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
+            problem = f"exited {result.exit_status}" + (f": {' / '.join(tail)}" if tail else "")
+        elif step.check is not None:
+            problem = step.check.test(result.stdout)
+        if problem is None and step.facts is not None:
+            try:
+                self.facts.update({key: str(value) for key, value in step.facts.parse(result.stdout).items()})
+            except (ValueError, KeyError) as error:
+                problem = f"could not read {', '.join(step.facts.names)} from its output: {error}"
+        if problem is None:
+            return True
+        if final:
+            raise StepCheckFailed(f"host {self.host.name}: step {step.name!r} {problem}", step=step.name,
+                                  exit_status=result.exit_status)
+        return False
+
+    def _printer(self) -> Callable[[str, str], None]:
+        prefix = f"{self.host.name} | "
+
+        def show(stream_name: str, line: str) -> None:
+            print(prefix + line, file=sys.stdout if stream_name == "stdout" else sys.stderr, flush=True)
+
+        return show
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def print_rollback(self) -> None:
+        """Print the plan's rollback advice with facts and the snapshot receipt filled in."""
+        if not self.plan.rollback:
+            return
+        out = sys.stderr
+        print(paint(f"{self.host.name}: ROLLBACK — the change did not complete. Rollback path:", "red", out), file=out)
+        for line in self.plan.rollback:
+            print(f"  {fill(line, self.facts)}", file=out)
+        if self.summary.snapshot_id:
+            print(f"  provider snapshot (last resort): opsguard restore {self.host.name} --snapshot {self.summary.snapshot_id}",
+                  file=out)
+        out.flush()
+
+    def print_summary(self) -> None:
+        """Print each step with its phase, duration and result, and the measured downtime."""
+        out = sys.stderr
+        ran = [record for record in self.summary.steps if record.result != RESULT_SKIPPED or record.phase != "preflight"]
+        if not ran:
+            return
+        print(f"{self.host.name}: summary of {self.plan.playbook}", file=out)
+        colours = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow", RESULT_SKIPPED: "dim"}
+        for record in ran:
+            result = paint(f"{record.result:8}", colours.get(record.result, "dim"), out)
+            duration = format_duration(record.duration) if record.result != RESULT_SKIPPED else "-"
+            print(f"  {record.phase:9} {result} {duration:>8}  {record.name}", file=out)
+        if self.summary.downtime is not None:
+            print(f"  downtime (first service stop to healthy): {format_duration(self.summary.downtime)}", file=out)
+        if self.summary.snapshot_id:
+            print(f"  snapshot: {self.summary.snapshot_id} (run {self.summary.run_id})", file=out)
+        out.flush()
+
+
+def fill(line: str, facts: dict[str, str]) -> str:
+    """Given a rollback advice line, return it with {{facts}} and {snapshot_id} filled where known."""
+    try:
+        text = render(line, facts)
+    except KeyError:
+        text = line
+    return text.replace("{snapshot_id}", facts.get("snapshot_id", "<snapshot id>"))

@@ -1,0 +1,329 @@
+"""The snapshot guard against a fake provider and a fake SSH connection (no sockets)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsguard import ledger as events
+from opsguard.errors import (
+    ConfigError,
+    ConnectionDropped,
+    LockHeld,
+    OutcomeUnknown,
+    ProviderAuthError,
+    ProviderUnreachable,
+    ReadOnlyViolation,
+    ReceiptExpired,
+    Refused,
+    SnapshotNotVerified,
+)
+from opsguard.guard import ChangeSession, poll_gap, read_only_session, snapshot_guard
+from opsguard.inventory import Inventory, load_inventory
+from opsguard.ledger import Ledger
+from opsguard.providers.base import (
+    InstanceFacts,
+    SnapshotInfo,
+    SnapshotProgress,
+    SnapshotRequest,
+    VerifiedSnapshot,
+)
+
+VULTR_ID = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
+
+
+def write_inventory(tmp_path: Path, *, ttl: str = "30m", timeout: str = "2s") -> Inventory:
+    path = tmp_path / "inventory.toml"
+    path.write_text(
+        f"""
+[settings]
+snapshot_timeout = "{timeout}"
+snapshot_poll = "0.01s"
+receipt_ttl = "{ttl}"
+
+[hosts.chat]
+address = "10.9.9.2"
+provider = "vultr"
+instance = "{VULTR_ID}"
+roles = ["zpro"]
+
+[hosts.chat2]
+address = "10.9.9.3"
+provider = "hostinger"
+instance = 1002
+roles = ["zpro"]
+""",
+        encoding="utf-8",
+    )
+    return load_inventory(path)
+
+
+@dataclass
+class FakeResult:
+    command: str
+    exit_status: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class FakeConnection:
+    """Records every command; answers the remote lock protocol like a host would."""
+
+    commands: list[str] = field(default_factory=list)
+    lock_held_by: str | None = None
+    drop_on: str | None = None
+    closed: bool = False
+
+    def run(self, command: str, *, timeout: float, **_: Any) -> FakeResult:
+        self.commands.append(command)
+        if "mkdir --" in command and "ACQUIRED" in command:
+            if self.lock_held_by:
+                return FakeResult(command, 0, f'HELD\n{{"run_id": "{self.lock_held_by}", "user": "ana"}}')
+            return FakeResult(command, 0, "ACQUIRED\n")
+        if self.drop_on and self.drop_on in command:
+            raise ConnectionDropped(f"connection dropped while running {command!r}")
+        if command.startswith("exit "):
+            return FakeResult(command, int(command.split()[1]))
+        return FakeResult(command, 0, "ok\n")
+
+    def upload(self, local_path: Path, remote_path: str, *, mode: int | None = None) -> None:
+        self.commands.append(f"upload {local_path} {remote_path}")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def user_commands(self) -> list[str]:
+        """The commands that are not lock bookkeeping."""
+        return [c for c in self.commands if "ACQUIRED" not in c and "rmdir" not in c]
+
+
+@dataclass
+class FakeProvider:
+    """A scripted provider: states returned by successive polls, then verification."""
+
+    name: str = "vultr"
+    ips: tuple[str, ...] = ("10.9.9.2",)
+    running: bool = True
+    locked: bool = False
+    states: list[str] = field(default_factory=lambda: ["pending", "complete"])
+    verify_error: str | None = None
+    facts_error: Exception | None = None
+    create_error: Exception | None = None
+    created: int = 0
+    polls: int = 0
+    previous: SnapshotInfo | None = None
+
+    def instance_facts(self, instance: str | int) -> InstanceFacts:
+        if self.facts_error:
+            raise self.facts_error
+        return InstanceFacts(self.name, instance, "chat", "active/running/ok" if self.running else "stopped",
+                             self.running, self.locked, self.ips)
+
+    def create_snapshot(self, instance: str | int, tag: str) -> SnapshotRequest:
+        if self.create_error:
+            raise self.create_error
+        self.created += 1
+        return SnapshotRequest(self.name, instance, tag, datetime.now(UTC), snapshot_id="snap-1", previous=self.previous)
+
+    def poll_snapshot(self, request: SnapshotRequest) -> SnapshotProgress:
+        state = self.states[min(self.polls, len(self.states) - 1)]
+        self.polls += 1
+        return SnapshotProgress(state, finished=state in ("complete", "success"), failed=state in ("deleted", "error"))
+
+    def verify_snapshot(self, request: SnapshotRequest) -> VerifiedSnapshot:
+        if self.verify_error:
+            raise SnapshotNotVerified(self.verify_error)
+        return VerifiedSnapshot(SnapshotInfo("snap-1", datetime.now(UTC), size=10), ("status complete",))
+
+
+def guard(inventory: Inventory, provider: FakeProvider, connection: FakeConnection, host: str = "chat", **kwargs: Any) -> Any:
+    resolver = kwargs.pop("resolve", lambda address: {address})
+    return snapshot_guard(host, reason="test", inventory=inventory, provider=provider,  # type: ignore[arg-type]
+                          connect=lambda h, s: connection, resolve=resolver, **kwargs)  # type: ignore[arg-type,return-value]
+
+
+def run_ends(inventory: Inventory) -> list[dict[str, Any]]:
+    return [r for r in Ledger(inventory.settings.state_dir).records() if r["event"] == events.RUN_ENDED]
+
+
+def test_guard_yields_change_session_after_verified_snapshot(tmp_path: Path) -> None:
+    inventory, provider, connection = write_inventory(tmp_path), FakeProvider(), FakeConnection()
+    with guard(inventory, provider, connection) as change:
+        assert change.receipt.snapshot_id == "snap-1"
+        change.run("touch /etc/changed")
+    assert provider.created == 1
+    assert connection.user_commands() == ["touch /etc/changed"]
+    assert run_ends(inventory)[-1]["outcome"] == events.OK
+    kinds = [r["event"] for r in Ledger(inventory.settings.state_dir).records()]
+    assert kinds.index(events.SNAPSHOT_VERIFIED) < kinds.index(events.STEP)
+
+
+@pytest.mark.parametrize(
+    ("provider_kwargs", "expected_error", "words"),
+    [
+        ({"running": False}, Refused, "not running"),
+        ({"locked": True}, Refused, "locked by another provider action"),
+        ({"ips": ("10.1.1.1",)}, Refused, "identity mismatch"),
+        ({"states": ["pending"]}, SnapshotNotVerified, "not complete after"),
+        ({"states": ["pending", "mystery-state"]}, SnapshotNotVerified, "mystery-state"),
+        ({"states": ["pending", "deleted"]}, SnapshotNotVerified, "snapshot failed"),
+        ({"verify_error": "size is 0"}, SnapshotNotVerified, "size is 0"),
+        ({"facts_error": ProviderAuthError("vultr", "Invalid API token", status=401)}, ConfigError, "Invalid API token"),
+        ({"facts_error": ProviderUnreachable("vultr", "connection refused")}, OutcomeUnknown, "connection refused"),
+        ({"create_error": ProviderUnreachable("vultr", "HTTP 503", status=503)}, OutcomeUnknown, "creating the snapshot"),
+    ],
+    ids=["stopped", "locked", "ip-mismatch", "stuck", "unknown-state", "deleted", "verify-fails", "wrong-token",
+         "api-down", "post-5xx"],
+)
+def test_guard_refuses_and_runs_nothing_when_a_rule_fails(
+    tmp_path: Path, provider_kwargs: dict[str, Any], expected_error: type[Exception], words: str
+) -> None:
+    inventory = write_inventory(tmp_path, timeout="0.3s")
+    provider, connection = FakeProvider(**provider_kwargs), FakeConnection()
+    reached_block = False
+    with pytest.raises(expected_error, match=words), guard(inventory, provider, connection):
+        reached_block = True
+    assert not reached_block
+    assert connection.user_commands() == []
+    assert run_ends(inventory)[-1]["outcome"] == events.REFUSED
+
+
+def test_guard_refuses_when_remote_lock_is_held(tmp_path: Path) -> None:
+    inventory, provider = write_inventory(tmp_path), FakeProvider()
+    connection = FakeConnection(lock_held_by="20261101T000000Z-abcdef")
+    with pytest.raises(LockHeld, match="20261101T000000Z-abcdef"), guard(inventory, provider, connection):
+        pass
+    assert provider.created == 0
+
+
+def test_guard_refuses_second_run_while_local_lock_is_held(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    inside = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with guard(inventory, FakeProvider(), FakeConnection()):
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(5)
+    second = FakeProvider()
+    try:
+        with pytest.raises(LockHeld, match="locked by run"), guard(inventory, second, FakeConnection()):
+            pass
+    finally:
+        release.set()
+        thread.join()
+    assert second.created == 0
+
+
+def test_change_session_constructor_is_private_to_guard(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    with pytest.raises(TypeError, match="snapshot_guard"):
+        ChangeSession(object(), host=inventory.host("chat"), settings=inventory.settings,
+                      ledger=Ledger(tmp_path), run_id="x", connection=None, receipt=None)
+
+
+def test_read_only_session_refuses_mutating_step(tmp_path: Path) -> None:
+    inventory, connection = write_inventory(tmp_path), FakeConnection()
+    with read_only_session("chat", inventory=inventory, connect=lambda h, s: connection) as session:  # type: ignore[arg-type,return-value]
+        session.run("uptime", mutates=False)
+        with pytest.raises(ReadOnlyViolation, match="read-only"):
+            session.run("apt-get -y upgrade")
+    assert connection.commands == ["uptime"]
+    assert connection.closed
+
+
+def test_change_session_refuses_first_step_after_receipt_ttl(tmp_path: Path) -> None:
+    inventory, connection = write_inventory(tmp_path, ttl="0.05s"), FakeConnection()
+    with pytest.raises(ReceiptExpired, match="receipt_ttl"), guard(inventory, FakeProvider(), connection) as change:
+        time.sleep(0.1)
+        change.run("touch /etc/changed")
+    assert connection.user_commands() == []
+
+
+def test_change_session_continues_started_change_after_receipt_ttl(tmp_path: Path) -> None:
+    inventory, connection = write_inventory(tmp_path, ttl="0.05s"), FakeConnection()
+    with guard(inventory, FakeProvider(), connection) as change:
+        change.run("step-one")
+        time.sleep(0.1)
+        change.run("step-two")
+    assert connection.user_commands() == ["step-one", "step-two"]
+
+
+def test_change_session_refuses_after_block_ended(tmp_path: Path) -> None:
+    inventory, connection = write_inventory(tmp_path), FakeConnection()
+    with guard(inventory, FakeProvider(), connection) as change:
+        pass
+    with pytest.raises(Refused, match="ended"):
+        change.run("touch /etc/late")
+
+
+def test_guard_ledger_says_unknown_when_connection_drops(tmp_path: Path) -> None:
+    inventory, connection = write_inventory(tmp_path), FakeConnection(drop_on="apt-get")
+    with pytest.raises(ConnectionDropped), guard(inventory, FakeProvider(), connection) as change:
+        change.run("apt-get -y upgrade", name="apt upgrade")
+    end = run_ends(inventory)[-1]
+    assert (end["outcome"], end["failed_step"]) == (events.UNKNOWN, "apt upgrade")
+
+
+def hostinger_provider() -> FakeProvider:
+    previous = SnapshotInfo("old-snap", datetime.now(UTC) - timedelta(days=3))
+    return FakeProvider(name="hostinger", ips=("10.9.9.3",), states=["sent", "success"], previous=previous)
+
+
+def test_guard_refuses_to_overwrite_hostinger_rollback_point_after_failed_change(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    with guard(inventory, hostinger_provider(), FakeConnection(), host="chat2") as change:
+        change.run("exit 3", name="npm run build")
+    assert run_ends(inventory)[-1]["outcome"] == events.FAILED
+    second = hostinger_provider()
+    with pytest.raises(Refused, match="overwrite-snapshot"), guard(inventory, second, FakeConnection(), host="chat2"):
+        pass
+    assert second.created == 0
+    third = hostinger_provider()
+    with guard(inventory, third, FakeConnection(), host="chat2", overwrite_snapshot=True):
+        pass
+    assert third.created == 1
+
+
+def test_guard_allows_vultr_snapshot_after_failed_change(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    with guard(inventory, FakeProvider(), FakeConnection()) as change:
+        change.run("exit 1")
+    provider = FakeProvider()
+    with guard(inventory, provider, FakeConnection()):
+        pass
+    assert provider.created == 1
+
+
+def test_guard_records_previous_hostinger_snapshot_in_ledger(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    with guard(inventory, hostinger_provider(), FakeConnection(), host="chat2"):
+        pass
+    requested = [r for r in Ledger(inventory.settings.state_dir).records("chat2") if r["event"] == events.SNAPSHOT_REQUESTED]
+    assert requested[0]["previous_snapshot"]["snapshot_id"] == "old-snap"
+
+
+def test_guard_needs_instance_id(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text('[hosts.chat]\naddress = "10.9.9.2"\nprovider = "vultr"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hosts.chat.instance is not set \(run 'opsguard discover'\)"), \
+            snapshot_guard("chat", reason="t", inventory=load_inventory(path), provider=FakeProvider()):  # type: ignore[arg-type]
+        pass
+
+
+def test_poll_gap_grows_with_wait_and_respects_bounds() -> None:
+    assert poll_gap(0, 15) == 1.0
+    assert poll_gap(100, 15) == pytest.approx(5.0)
+    assert poll_gap(1000, 15) == 15
+    assert poll_gap(1000, 0.2) == 0.2
