@@ -251,7 +251,8 @@ class ChangeSession:
         self.failed_step = step_name
 
 
-def _resolve(address: str) -> set[str]:
+def resolve_address(address: str) -> set[str]:
+    """Given a DNS name or IP literal, return the set of IP addresses it resolves to; raise OSError if none."""
     infos = socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)
     return {str(info[4][0]) for info in infos}
 
@@ -274,7 +275,7 @@ def _provider_default(host: Host) -> Provider:
     return provider_for(host)
 
 
-def _explain(host: Host, stage: str, error: ProviderError) -> OpsguardError:
+def explain_provider_error(host: Host, stage: str, error: ProviderError) -> OpsguardError:
     """Given a provider error during the guard, return the error to raise, naming host and stage."""
     text = f"host {host.name}: {stage}: {error}"
     if isinstance(error, ProviderAuthError):
@@ -371,7 +372,7 @@ def wait_for_snapshot(
         except ProviderUnreachable as error:
             state = f"API unreachable ({error.status or 'no answer'})"
         except ProviderError as error:
-            raise _explain(host, "polling the snapshot", error) from error
+            raise explain_provider_error(host, "polling the snapshot", error) from error
         if on_progress:
             on_progress(state, elapsed)
         now = time.monotonic()
@@ -403,7 +404,7 @@ def take_snapshot(
         request = provider.create_snapshot(instance, tag)
     except ProviderError as error:
         ledger.append(events.SNAPSHOT_FAILED, run_id=run_id, host=host.name, stage="create", error=str(error))
-        raise _explain(host, "creating the snapshot", error) from error
+        raise explain_provider_error(host, "creating the snapshot", error) from error
     previous = request.previous
     ledger.append(
         events.SNAPSHOT_REQUESTED,
@@ -426,7 +427,7 @@ def take_snapshot(
         try:
             verified = provider.verify_snapshot(request)
         except ProviderError as error:
-            raise _explain(host, "verifying the snapshot", error) from error
+            raise explain_provider_error(host, "verifying the snapshot", error) from error
     except OpsguardError as error:
         ledger.append(events.SNAPSHOT_FAILED, run_id=run_id, host=host.name, stage="wait/verify", error=str(error))
         raise
@@ -544,9 +545,9 @@ def snapshot_guard(
         try:
             facts = api.instance_facts(instance)
         except ProviderError as error:
-            raise _explain(target, "reading the instance", error) from error
+            raise explain_provider_error(target, "reading the instance", error) from error
         check_instance_ready(target, facts)
-        check_identity(target, facts, resolve or _resolve)
+        check_identity(target, facts, resolve or resolve_address)
         local_lock.acquire(owner)
         if ssh and connection is None:
             connection = (connect or _connect_default)(target, settings)

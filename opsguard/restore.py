@@ -14,7 +14,7 @@ import click
 
 from opsguard import ledger as events
 from opsguard.errors import ProviderError, Refused
-from opsguard.guard import _explain, _resolve, check_identity, new_run_id
+from opsguard.guard import check_identity, explain_provider_error, new_run_id, resolve_address
 from opsguard.inventory import Host, Inventory
 from opsguard.ledger import Ledger
 from opsguard.locks import LocalLock, owner_record
@@ -50,12 +50,12 @@ def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, type
     try:
         try:
             facts = provider.instance_facts(instance)
-            check_identity(host, facts, _resolve)
+            check_identity(host, facts, resolve_address)
             if facts.locked:
                 raise Refused(f"host {host.name}: instance is locked by another provider action; refused, nothing was changed")
             current = provider.current_snapshot(instance) if host.provider == "hostinger" else None
         except ProviderError as error:
-            raise _explain(host, "checking before restore", error) from error
+            raise explain_provider_error(host, "checking before restore", error) from error
         if host.provider == "hostinger" and (current is None or current.snapshot_id != str(snapshot_id)):
             found = current.snapshot_id if current else "none"
             raise Refused(f"host {host.name}: Hostinger's current snapshot is {found}, not {snapshot_id}; refused, nothing was changed")
@@ -65,7 +65,7 @@ def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, type
             started = provider.restore_snapshot(instance, snapshot_id)
         except ProviderError as error:
             outcome = events.UNKNOWN
-            raise _explain(host, "requesting the restore", error) from error
+            raise explain_provider_error(host, "requesting the restore", error) from error
         outcome = events.OK
         ledger.append(events.STEP, run_id=run_id, host=host.name, step="restore", phase="ended", result=events.OK,
                       command=f"restore snapshot {snapshot_id}", restore_id=started.restore_id, state=started.state)
