@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["snapshot_guard", "__version__"]
+__all__ = ["__version__", "snapshot_guard"]
 
 
 def __getattr__(name: str) -> Any:

@@ -96,7 +96,9 @@ def cli(ctx: click.Context, inventory_option: str | None, debug: bool) -> None:
 
 
 def _debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv
+    # Only opsguard's own options count: after "--" the words belong to a remote command (exec).
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    return "--debug" in own
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # standalone_mode=False: click returns ctx.exit()'s code instead of exiting itself.
         result = cli.main(args=args, prog_name="opsguard", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as error:
+        # SAFETY: click turns Ctrl-C anywhere in a command into Abort; that is not "nothing was changed".
+        if isinstance(error.__cause__, KeyboardInterrupt):
+            click.echo("opsguard: interrupted", err=True)
+            sys.exit(130)
         click.echo("opsguard: aborted; nothing was changed", err=True)
         sys.exit(3)
     except click.ClickException as error:  # usage errors: click's own message and exit 2

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# ASCII digits only (\d would also take other scripts' digits); fullmatch, so no trailing junk.
+_PATTERN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*", re.ASCII)
 
 
 def parse_duration(text: str) -> float:
     """Given a duration string such as "15s" or "8d", return seconds; raise ValueError if malformed."""
     if not isinstance(text, str):
         raise ValueError(f"expected a duration string such as \"15s\", got {text!r}")
-    match = _PATTERN.match(text)
+    match = _PATTERN.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration (use a number and one of ms, s, m, h, d, e.g. \"15s\")")
     return float(match.group(1)) * _UNITS[match.group(2)]
@@ -20,12 +21,13 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Given seconds, return a short human form: "850ms", "12.3s", "4m05s", "26h", "8d"."""
-    if seconds < 1:
+    # Each threshold sits where the rounded text would reach the next unit ("1000ms", "60.0s", "60m00s").
+    if seconds < 0.9995:
         return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
+    if seconds < 59.95:
         return f"{seconds:.1f}s"
-    if seconds < 3600:
-        minutes, rest = divmod(int(round(seconds)), 60)
+    if seconds < 3599.5:
+        minutes, rest = divmod(round(seconds), 60)
         return f"{minutes}m{rest:02d}s"
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h".replace(".0h", "h")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +37,11 @@ _SETTINGS_DURATIONS = ("snapshot_timeout", "snapshot_poll", "receipt_ttl")
 _HOST_KEYS = {"address", "port", "user", "provider", "instance", "roles", "remote_lock", "backups", "vars"}
 _BACKUP_KEYS = {"schedule", "max_age"}
 _TOP_KEYS = {"settings", "hosts"}
-_HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.:_-]+$")
+# Patterns are used with fullmatch(): "$" would also accept a trailing newline (a TOML "\n" escape).
+_HOST_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_ADDRESS = re.compile(r"[A-Za-z0-9.:_-]+")
+# Canonical 8-4-4-4-12 form only: uuid.UUID() also accepts braces, "urn:uuid:" and misplaced hyphens.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -175,19 +177,24 @@ def _settings(raw: Any, path: Path, source: str, problems: list[str]) -> Setting
         if key not in _SETTINGS_KEYS:
             problems.append(f"{source}: settings.{key}: unknown key (expected one of: {', '.join(sorted(_SETTINGS_KEYS))})")
     values: dict[str, Any] = dict(_SETTINGS_DEFAULTS)
-    for key in _SETTINGS_KEYS:
-        if key in raw:
-            if not isinstance(raw[key], str) or not raw[key].strip():
-                problems.append(f"{source}: settings.{key}: must be a non-empty string")
-                continue
-            values[key] = raw[key]
+    # File order, not set order: the problem lines must come out the same on every run.
+    for key, value in raw.items():
+        if key not in _SETTINGS_KEYS:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{source}: settings.{key}: must be a non-empty string")
+            continue
+        values[key] = value
     seconds = {key: _duration(values[key], f"{source}: settings.{key}", problems) for key in _SETTINGS_DURATIONS}
     if len(problems) > count:
         return None
     base = path.resolve().parent
-    state_dir = os.environ.get("OPSGUARD_STATE_DIR") or values["state_dir"]
+    # The environment wins; a relative value there is relative to where the command runs,
+    # while relative paths written in the inventory are relative to the inventory's directory.
+    state_dir_env = os.environ.get("OPSGUARD_STATE_DIR")
+    state_dir = _path(state_dir_env, Path.cwd()) if state_dir_env else _path(values["state_dir"], base)
     return Settings(
-        state_dir=_path(state_dir, base),
+        state_dir=state_dir,
         known_hosts=_path(values["known_hosts"], base),
         identity_file=_path(values["identity_file"], base) if "identity_file" in values else None,
         user=values["user"],
@@ -211,7 +218,7 @@ def _hosts(raw: Any, settings: Settings | None, source: str, problems: list[str]
     seen: dict[tuple[str, int], str] = {}
     for name, table in raw.items():
         where = f"{source}: hosts.{name}"
-        if not _HOST_NAME.match(name):
+        if not _HOST_NAME.fullmatch(name):
             problems.append(f"{where}: host name must be lower-case letters, digits, '-' or '_'")
         if not isinstance(table, dict):
             problems.append(f"{where}: must be a table")
@@ -235,10 +242,10 @@ def _host(name: str, table: dict[str, Any], settings: Settings | None, source: s
         if key not in _HOST_KEYS:
             problems.append(f"{where}.{key}: unknown key (expected one of: {', '.join(sorted(_HOST_KEYS))})")
 
-    address = table.get("address")
+    address: Any = table.get("address")  # checked below; Any so the Host() call type-checks
     if address is None:
         problems.append(f"{where}.address: is required")
-    elif not isinstance(address, str) or not _ADDRESS.match(address):
+    elif not isinstance(address, str) or not _ADDRESS.fullmatch(address):
         problems.append(f"{where}.address: {address!r} is not a DNS name or IP address")
 
     port = table.get("port", 22)
@@ -249,7 +256,7 @@ def _host(name: str, table: dict[str, Any], settings: Settings | None, source: s
     if not isinstance(user, str) or not user.strip():
         problems.append(f"{where}.user: must be a non-empty string")
 
-    provider = table.get("provider")
+    provider: Any = table.get("provider")
     if provider is None:
         problems.append(f"{where}.provider: is required (one of: {', '.join(PROVIDERS)})")
     elif provider not in PROVIDERS:
@@ -259,9 +266,12 @@ def _host(name: str, table: dict[str, Any], settings: Settings | None, source: s
     if instance is not None and provider == "vultr":
         if not isinstance(instance, str) or not _is_uuid(instance):
             problems.append(f"{where}.instance: {instance!r} is not a Vultr instance id (a UUID string)")
-    elif instance is not None and provider == "hostinger":
-        if isinstance(instance, bool) or not isinstance(instance, int) or instance <= 0:
-            problems.append(f"{where}.instance: {instance!r} is not a Hostinger VM id (a positive integer, unquoted)")
+    elif (
+        instance is not None
+        and provider == "hostinger"
+        and (isinstance(instance, bool) or not isinstance(instance, int) or instance <= 0)
+    ):
+        problems.append(f"{where}.instance: {instance!r} is not a Hostinger VM id (a positive integer, unquoted)")
 
     roles = table.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
@@ -312,7 +322,9 @@ def _backups(raw: Any, where: str, problems: list[str]) -> BackupPolicy | None:
         if key not in _BACKUP_KEYS:
             problems.append(f"{where}.{key}: unknown key (expected one of: max_age, schedule)")
     schedule = raw.get("schedule")
-    if schedule not in SCHEDULES:
+    if schedule is None:
+        problems.append(f"{where}.schedule: is required (one of: {', '.join(SCHEDULES)})")
+    elif schedule not in SCHEDULES:
         problems.append(f"{where}.schedule: {schedule!r} is not one of: {', '.join(SCHEDULES)}")
     if "max_age" not in raw:
         problems.append(f"{where}.max_age: is required (e.g. \"26h\")")
@@ -324,11 +336,7 @@ def _backups(raw: Any, where: str, problems: list[str]) -> BackupPolicy | None:
 
 
 def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return len(text) == 36
+    return _UUID.fullmatch(text) is not None
 
 
 def _is_plain(value: Any) -> bool:

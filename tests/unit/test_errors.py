@@ -1,0 +1,98 @@
+"""opsguard.errors: each error's exit code (DESIGN.md) and the worst-of-several ordering 78 > 1 > 4 > 3 > 0."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from opsguard import errors
+from opsguard.errors import worst_exit_code
+
+# DESIGN.md "Exit codes": commands that cover several hosts exit with the worst.
+ORDER_WORST_FIRST = [78, 1, 4, 3, 0]
+
+
+@pytest.mark.parametrize(
+    ("worse", "better"),
+    [pytest.param(a, b, id=f"{a}-beats-{b}") for a, b in itertools.combinations(ORDER_WORST_FIRST, 2)],
+)
+def test_worst_exit_code_prefers_worse_code_in_either_order(worse: int, better: int) -> None:
+    assert worst_exit_code([worse, better]) == worse
+    assert worst_exit_code([better, worse]) == worse
+
+
+def test_worst_exit_code_orders_every_permutation_of_all_codes() -> None:
+    for permutation in itertools.permutations(ORDER_WORST_FIRST):
+        codes = list(permutation)
+        while codes:
+            assert worst_exit_code(codes) == min(codes, key=ORDER_WORST_FIRST.index)
+            codes.pop()
+
+
+def test_worst_exit_code_returns_ok_when_no_hosts() -> None:
+    assert worst_exit_code([]) == 0
+
+
+def test_worst_exit_code_ranks_internal_error_above_configuration() -> None:
+    assert worst_exit_code([78, 70, 1]) == 70
+
+
+@pytest.mark.parametrize(
+    ("error_class", "code"),
+    [
+        pytest.param(errors.ConfigError, 78, id="ConfigError"),
+        pytest.param(errors.InventoryError, 78, id="InventoryError"),
+        pytest.param(errors.ProviderAuthError, 78, id="ProviderAuthError"),
+        pytest.param(errors.ProviderNotFound, 78, id="ProviderNotFound"),
+        pytest.param(errors.Refused, 3, id="Refused"),
+        pytest.param(errors.HostKeyRejected, 3, id="HostKeyRejected"),
+        pytest.param(errors.LockHeld, 3, id="LockHeld"),
+        pytest.param(errors.SnapshotNotVerified, 3, id="SnapshotNotVerified"),
+        pytest.param(errors.ReceiptExpired, 3, id="ReceiptExpired"),
+        pytest.param(errors.ReadOnlyViolation, 3, id="ReadOnlyViolation"),
+        pytest.param(errors.OutcomeUnknown, 4, id="OutcomeUnknown"),
+        pytest.param(errors.ConnectionDropped, 4, id="ConnectionDropped"),
+        pytest.param(errors.StepTimeout, 4, id="StepTimeout"),
+        pytest.param(errors.ProviderError, 4, id="ProviderError"),
+        pytest.param(errors.ProviderUnreachable, 4, id="ProviderUnreachable"),
+        pytest.param(errors.Failed, 1, id="Failed"),
+        pytest.param(errors.StepFailed, 1, id="StepFailed"),
+        pytest.param(errors.OpsguardError, 70, id="OpsguardError"),
+    ],
+)
+def test_error_class_carries_design_exit_code(error_class: type[errors.OpsguardError], code: int) -> None:
+    assert error_class.exit_code == code
+
+
+def test_inventory_error_lines_returns_one_line_per_problem() -> None:
+    error = errors.InventoryError(["inventory.toml: a: x", "inventory.toml: b: y"])
+    assert error.lines() == ["inventory.toml: a: x", "inventory.toml: b: y"]
+    assert str(error) == "inventory.toml: a: x\ninventory.toml: b: y"
+    assert isinstance(error, errors.ConfigError)
+
+
+def test_opsguard_error_lines_returns_message_when_single() -> None:
+    assert errors.LockHeld("chat: lock held by ana since 10:02").lines() == ["chat: lock held by ana since 10:02"]
+
+
+def test_provider_error_text_names_provider_status_correlation_and_hint() -> None:
+    error = errors.ProviderAuthError(
+        "vultr", "Invalid API token.", status=401, correlation_id="abc123", hint="check VULTR_API_KEY"
+    )
+    assert str(error) == "vultr API HTTP 401: Invalid API token. (correlation_id abc123); check VULTR_API_KEY"
+    assert (error.provider, error.status, error.provider_message, error.correlation_id) == (
+        "vultr",
+        401,
+        "Invalid API token.",
+        "abc123",
+    )
+
+
+def test_step_failed_keeps_step_and_exit_status() -> None:
+    error = errors.StepFailed("chat: step 'apt-get upgrade' exited 100", step="apt-get upgrade", exit_status=100)
+    assert (error.step, error.exit_status, str(error)) == (
+        "apt-get upgrade",
+        100,
+        "chat: step 'apt-get upgrade' exited 100",
+    )
