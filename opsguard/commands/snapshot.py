@@ -61,7 +61,8 @@ def command_text(words: tuple[str, ...]) -> str:
     return shlex.join(words)
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+# Options may come after HOST (`exec chat --yes -- cmd`); after `--` every word belongs to CMD.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("host")
 @click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")

@@ -290,11 +290,13 @@ class SandboxHosts:
         for name, (provider, instance) in providers.items():
             host = self.host(name)
             host_vars = self.host_vars(name)
+            # remote_lock is a host key of the inventory, not a playbook var.
+            lock_dir = host_vars.pop("remote_lock")
             lines += ["", f"[hosts.{name}]", f"address = {_toml(host.address)}", f"port = {host.port}"]
             lines += [f"provider = {_toml(provider)}"]
             if instance is not None:
                 lines.append(f"instance = {instance if isinstance(instance, int) else _toml(instance)}")
-            lines += [f"roles = [{_toml(host.role)}]", f"remote_lock = {_toml(host_vars['remote_lock'])}"]
+            lines += [f"roles = [{_toml(host.role)}]", f"remote_lock = {_toml(lock_dir)}"]
             schedule, max_age = ("daily", "26h") if provider == "vultr" else ("weekly", "8d")
             lines += [f"[hosts.{name}.backups]", f"schedule = {_toml(schedule)}", f"max_age = {_toml(max_age)}"]
             lines += [f"[hosts.{name}.vars]"] + [f"{key} = {_toml(value)}" for key, value in host_vars.items()]
