@@ -240,7 +240,9 @@ class PlanRunner:
 
     def _attempt(self, session: ChangeSession, step: Step, command: str, *, final: bool) -> bool:
         """Run the step once; return whether it passed. With ``final``, raise StepFailed when it did not."""
-        on_output = self._printer() if (self.stream and final) or (self.stream and step.poll is None) else None
+        # Only change steps stream their output (npm, apt...): preflight and verify are quiet checks
+        # whose output matters only when they fail, and then the failure message carries its tail.
+        on_output = self._printer() if self.stream and step.mutates else None
         result = session.run(
             command,
             mutates=step.mutates,
@@ -294,15 +296,17 @@ class PlanRunner:
     def print_summary(self) -> None:
         """Print each step with its phase, duration and result, and the measured downtime."""
         out = sys.stderr
-        ran = [record for record in self.summary.steps if record.result != RESULT_SKIPPED or record.phase != "preflight"]
+        ran = [record for record in self.summary.steps if record.result != RESULT_SKIPPED]
+        not_run = len(self.summary.steps) - len(ran)
         if not ran:
             return
         print(f"{self.host.name}: summary of {self.plan.playbook}", file=out)
-        colours = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow", RESULT_SKIPPED: "dim"}
+        colours = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow"}
         for record in ran:
             result = paint(f"{record.result:8}", colours.get(record.result, "dim"), out)
-            duration = format_duration(record.duration) if record.result != RESULT_SKIPPED else "-"
-            print(f"  {record.phase:9} {result} {duration:>8}  {record.name}", file=out)
+            print(f"  {record.phase:9} {result} {format_duration(record.duration):>8}  {record.name}", file=out)
+        if not_run:
+            print(f"  ({not_run} later steps not run)", file=out)
         if self.summary.downtime is not None:
             print(f"  downtime (first service stop to healthy): {format_duration(self.summary.downtime)}", file=out)
         if self.summary.snapshot_id:

@@ -1,0 +1,176 @@
+"""`make demo`: the whole guarded upgrade against the built-in sandbox, in under a minute.
+
+It brings the sandbox up (simulated Vultr + Hostinger on 127.0.0.1, three real sshd hosts on
+127.0.0.2-4 whose system commands are recording stubs), runs the real `opsguard` CLI the way an
+operator would, checks that each command ended as it should, and tears everything down even on
+failure. Scenario: chat's upgrade succeeds; ia's provider backups are stale (backup-check fails);
+chat2's snapshot never completes (the update is refused and the host's journal shows nothing changed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from opsguard.output import is_terminal, paint
+
+# What the demo changes in the default scenario, and why.
+DEMO_SCENARIO = {
+    "vultr": {"snapshot_seconds": 2.0},  # long enough to see the live wait
+    "hostinger": {
+        "snapshot_seconds": 1.5,
+        "faults": {"snapshot": {"1001": "stuck"}},  # chat2: the snapshot never completes -> refusal
+        "vms": [{"id": 1002, "backups": ["9d", "16d"]}],  # ia: newest backup older than max_age 8d
+    },
+}
+# Short waits: the sandbox's stub services answer at once, so the real 60 s stability window is not needed.
+DEMO_SETTINGS = {"snapshot_timeout": "6s", "snapshot_poll": "0.5s"}
+DEMO_VARS = {"stable_for": "2", "poll_every": "0.5"}
+MUTATING_TOOLS = {"apt-get", "apt", "pm2", "npm", "npx", "systemctl", "docker", "reboot", "dpkg"}
+READ_ONLY_FORMS = (["apt-get", "-s"], ["pm2", "jlist"], ["systemctl", "is-system-running"], ["systemctl", "--failed"],
+                   ["dpkg", "--audit"], ["docker", "exec"], ["docker", "compose", "config"], ["docker", "compose", "ps"])
+
+
+def heading(text: str) -> None:
+    """Given a heading, print it so it stands out between commands."""
+    print("\n" + paint(f"== {text}", "bold"), flush=True)
+
+
+def make_release(directory: Path) -> Path:
+    """Given a directory, write a sample Zpro release archive (update.zip) there and return its path."""
+    path = directory / "update.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("backend/package.json", json.dumps({"name": "zpro-backend", "version": "2.0.0"}))
+        archive.writestr("backend/dist/server.js", "console.log('zpro backend 2.0.0')\n")
+        archive.writestr("frontend/package.json", json.dumps({"name": "zpro-frontend", "version": "2.0.0"}))
+        archive.writestr("frontend/src/main.js", "export default 'zpro frontend 2.0.0'\n")
+    return path
+
+
+def is_mutating(argv: list[str]) -> bool:
+    """Given a recorded stub call, return whether it is a command that changes a host."""
+    if not argv or argv[0] not in MUTATING_TOOLS:
+        return False
+    return not any(argv[: len(form)] == form or (form[0] == argv[0] and form[1] in argv) for form in READ_ONLY_FORMS)
+
+
+class Demo:
+    """One run of the demo."""
+
+    def __init__(self, base_dir: Path) -> None:
+        from opsguard.sandbox.environment import Sandbox
+
+        self.sandbox = Sandbox(base_dir / "sandbox")
+        self.base_dir = base_dir
+        self.environment: dict[str, str] = {}
+        self.problems: list[str] = []
+
+    def opsguard(self, *args: str, expect: int) -> int:
+        """Given CLI arguments and the expected exit code, run the real CLI, show it, and record surprises."""
+        print(paint("$ opsguard " + " ".join(shlex.quote(a) for a in args), "blue"), flush=True)
+        environment = dict(os.environ)
+        environment.update(self.environment)
+        code = subprocess.run([sys.executable, "-m", "opsguard", *args], env=environment, check=False,
+                              stdin=subprocess.DEVNULL).returncode
+        verdict = "as expected" if code == expect else f"EXPECTED {expect}"
+        print(paint(f"(exit {code}: {verdict})", "green" if code == expect else "red"), flush=True)
+        if code != expect:
+            self.problems.append(f"opsguard {' '.join(args)} exited {code}, expected {expect}")
+        return code
+
+    def run(self) -> int:
+        """Run the whole demo; return 0 when every command ended as it should."""
+        from opsguard.sandbox.simulator import load_scenario, merge_scenario
+
+        started = time.monotonic()
+        heading("bringing the sandbox up: provider simulator on 127.0.0.1, sshd hosts on 127.0.0.2-4")
+        self.sandbox.up(merge_scenario(load_scenario(), DEMO_SCENARIO), settings=DEMO_SETTINGS)
+        self.environment = self.sandbox.environment()
+        package = make_release(self.base_dir)
+        overrides = [f"--var={key}={value}" for key, value in DEMO_VARS.items()]
+
+        heading("1. the hosts opsguard knows (a sandbox copy of inventory.toml)")
+        self.opsguard("hosts", expect=0)
+
+        heading("2. what the Zpro upgrade of chat would run — nothing is contacted")
+        self.opsguard("plan", "chat", "upgrade", "--package", str(package), *overrides, expect=0)
+
+        heading("3. the guarded upgrade: preflight, snapshot VERIFIED, staged build, short downtime, verify")
+        self.opsguard("upgrade", "chat", "--package", str(package), "--yes", *overrides, expect=0)
+        self._show_order("chat")
+
+        heading("4. the nightly backup-check: ia's newest provider backup is too old")
+        self.opsguard("backup-check", expect=1)
+
+        heading("5. a refusal: chat2's snapshot never completes, so the update must not start")
+        self.opsguard("update", "chat2", "--yes", expect=3)
+        self._show_journal("chat2")
+
+        heading("6. the audit ledger")
+        self.opsguard("ledger", "--last", "30", expect=0)
+
+        elapsed = time.monotonic() - started
+        if self.problems:
+            heading(f"demo FAILED after {elapsed:.0f}s:")
+            for problem in self.problems:
+                print(f"  {problem}")
+            return 1
+        heading(f"demo ok in {elapsed:.0f}s: snapshot verified before the first change, backup-check failure reported, "
+                "refusal changed nothing")
+        return 0
+
+    def _records(self, host: str) -> list[dict[str, Any]]:
+        path = Path(self.environment["OPSGUARD_STATE_DIR"]) / "ledger.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        return [record for record in map(json.loads, lines) if record.get("host") == host]
+
+    def _show_order(self, host: str) -> None:
+        records = self._records(host)
+        verified = [r for r in records if r["event"] == "snapshot-verified"]
+        steps = [r for r in records if r["event"] == "step" and r.get("phase") == "started"]
+        if not verified or not steps:
+            self.problems.append(f"{host}: the ledger does not show a verified snapshot followed by change steps")
+            return
+        first = steps[0]
+        ok = verified[-1]["epoch"] < first["epoch"]
+        print(paint(f"{host}: snapshot {verified[-1]['receipt']['snapshot_id']} verified at {verified[-1]['time']}; "
+                    f"first change step ({first['step']}) started at {first['time']}", "green" if ok else "red"))
+        if not ok:
+            self.problems.append(f"{host}: a change step started before the snapshot was verified")
+
+    def _show_journal(self, host: str) -> None:
+        journal = self.sandbox.base_dir / "hosts" / "hosts" / host / "journal.jsonl"
+        calls = [json.loads(line)["argv"] for line in journal.read_text().splitlines()] if journal.exists() else []
+        changed = [call for call in calls if is_mutating(call)]
+        print(f"{host}'s journal (every system command the host received): {len(calls)} calls")
+        for call in calls:
+            print(f"  {'CHANGE' if is_mutating(call) else 'read  '}  {' '.join(call)[:110]}")
+        verdict = "nothing was changed" if not changed else f"{len(changed)} CHANGING COMMANDS"
+        print(paint(f"{host}: {verdict}", "green" if not changed else "red"))
+        if changed:
+            self.problems.append(f"{host}: refused, yet the journal holds {changed}")
+
+
+def main() -> int:
+    """Run the demo in a fresh temp dir and always tear the sandbox down; return the exit code."""
+    base_dir = Path(tempfile.mkdtemp(prefix="opsguard-demo-"))
+    demo = Demo(base_dir)
+    if not is_terminal():
+        print("(not a terminal: plain output with timestamps)")
+    try:
+        return demo.run()
+    finally:
+        demo.sandbox.down()
+        heading("sandbox down")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
