@@ -93,6 +93,19 @@ def cli(ctx: click.Context, inventory_option: str | None, debug: bool) -> None:
     78 configuration, 70 internal error.
     """
     ctx.obj = AppContext(inventory_option=inventory_option, debug=debug)
+    _configure_logging(debug)
+
+
+def _configure_logging(debug: bool) -> None:
+    """Show library log lines (e.g. provider retries) to a person at a terminal; keep cron quiet.
+
+    Cron mails whatever a job prints, so off a terminal only errors are shown (and everything
+    with --debug). Log records never carry tokens: the provider clients scrub them.
+    """
+    import logging
+
+    level = logging.DEBUG if debug else (logging.WARNING if sys.stderr.isatty() else logging.ERROR)
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 
 
 def _debug_requested(argv: list[str]) -> bool:

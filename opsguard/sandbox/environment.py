@@ -23,7 +23,12 @@ from typing import Any
 
 from opsguard.errors import ConfigError, OutcomeUnknown
 
-SANDBOX_HOSTS = {"chat": ("vultr", "cb676a46-66fd-4dfb-b839-443f2e6c0b60"), "chat2": ("hostinger", 1001), "ia": ("hostinger", 1002)}
+# The sandbox inventory's hosts and their simulated instance ids (scenarios/default.json).
+SANDBOX_HOSTS: dict[str, tuple[str, str | int | None]] = {
+    "chat": ("vultr", "cb676a46-66fd-4dfb-b839-443f2e6c0b60"),
+    "chat2": ("hostinger", 1001),
+    "ia": ("hostinger", 1002),
+}
 
 
 def default_dir() -> Path:
