@@ -1,0 +1,82 @@
+"""Tell the outside world how an unattended run went: healthchecks.io-style pings and a JSON webhook.
+
+Both are best effort by design: a failed ping or webhook is a warning returned to the caller
+(printed on stderr) and never changes a command's exit code. Every request has a 5 s timeout.
+
+Ping protocol (healthchecks.io, also understood by Uptime Kuma push URLs and similar):
+``POST URL/start`` when the run starts, then ``POST URL`` on success or ``POST URL/<exit code>``
+on failure, each with a short text body. The URL's path (the check's secret UUID) is never
+printed: warnings name only scheme, host and port.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+TIMEOUT_SECONDS = 5.0
+MAX_BODY_BYTES = 10_000  # healthchecks keeps the first 100 kB; a short summary is enough
+USER_AGENT = "opsguard-backup-check"
+
+
+def redact_url(url: str) -> str:
+    """Given a URL, return only its scheme://host[:port]: the path or query may hold a secret."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or '?'}://{host}{port}"
+
+
+def ping_url(base: str, suffix: str = "") -> str:
+    """Given a ping URL and a suffix ("", "start" or an exit code), return the URL to request.
+
+    The suffix is appended to the path, keeping any query string: ``https://hc/x?rid=1`` + start
+    -> ``https://hc/x/start?rid=1``.
+    """
+    parts = urllib.parse.urlsplit(base)
+    path = parts.path.rstrip("/")
+    if suffix:
+        path = f"{path}/{suffix}"
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def _post(url: str, body: bytes, content_type: str, timeout: float) -> int:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type, "User-Agent": USER_AGENT}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # the operator's own URL
+        status: int = response.status
+        return status
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return f"{type(error).__name__}: {error}"
+
+
+def ping(base: str, suffix: str, text: str, *, timeout: float = TIMEOUT_SECONDS) -> str | None:
+    """Given a ping URL, a suffix ("start", "" for success, or an exit code) and a text body,
+    send the ping and return None, or a one-line warning if it failed (never raises)."""
+    label = suffix or "success"
+    try:
+        _post(ping_url(base, suffix), text.encode("utf-8")[:MAX_BODY_BYTES], "text/plain; charset=utf-8", timeout)
+    except Exception as error:  # best effort: the caller prints the warning
+        return f"warning: health ping ({label}) to {redact_url(base)} failed: {_describe(error)}"
+    return None
+
+
+def post_json(url: str, payload: Any, *, timeout: float = TIMEOUT_SECONDS) -> str | None:
+    """Given a webhook URL and JSON-ready data, POST it and return None, or a one-line warning
+    if it failed (never raises)."""
+    body = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+    try:
+        _post(url, body, "application/json", timeout)
+    except Exception as error:  # best effort: the caller prints the warning
+        return f"warning: webhook to {redact_url(url)} failed: {_describe(error)}"
+    return None
