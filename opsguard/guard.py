@@ -287,13 +287,15 @@ def explain_provider_error(host: Host, stage: str, error: ProviderError) -> Opsg
 
 def check_instance_ready(host: Host, facts: InstanceFacts) -> None:
     """Given a host and its instance facts, return if a snapshot may start; raise Refused if not."""
-    if not facts.running:
-        raise Refused(f"host {host.name}: instance {facts.instance} is not running (provider state {facts.state!r}); refused, nothing was changed")
+    # Locked first: a locked Vultr instance is also not "running" (server_status != ok), and
+    # "not running" would send the operator to power it on instead of waiting for the action.
     if facts.locked:
         raise Refused(
             f"host {host.name}: instance {facts.instance} is locked by another provider action "
             f"(state {facts.state!r}); try again when it finishes; refused, nothing was changed"
         )
+    if not facts.running:
+        raise Refused(f"host {host.name}: instance {facts.instance} is not running (provider state {facts.state!r}); refused, nothing was changed")
 
 
 def check_identity(host: Host, facts: InstanceFacts, resolve: Resolver) -> set[str]:
