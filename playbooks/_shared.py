@@ -1,0 +1,303 @@
+"""What the playbooks share: reading params, quoting, apt options, and the common read-only steps.
+
+Two rules every playbook follows, enforced here:
+- every value put into shell text is quoted (``quote``) or is a fact made shell-safe by ``shell_word``
+  / ``word_list`` (the runner pastes ``{{fact}}`` values into commands as they are);
+- every path on a host comes from a param (a playbook var), so the sandbox can point it elsewhere.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from opsguard.errors import ConfigError
+from opsguard.hostfacts import parse_df, parse_free, parse_key_values, parse_pm2_jlist
+from opsguard.plan import Check, Facts, Step
+
+quote = shlex.quote
+
+# -- params ----------------------------------------------------------------------------------------------
+
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
+_SAFE_WORD = re.compile(r"[A-Za-z0-9@%+=:,./_-]+")
+
+
+def text_param(params: Mapping[str, Any], key: str) -> str:
+    """Given params and a key, return its non-empty one-line string; raise ConfigError otherwise."""
+    value = params.get(key)
+    if not isinstance(value, str) or not value.strip() or "\n" in value or "\x00" in value:
+        raise ConfigError(f"param {key}: must be a non-empty one-line string (got {value!r})")
+    return value
+
+
+def path_param(params: Mapping[str, Any], key: str) -> str:
+    """Given params and a key, return its absolute, normalised host path; raise ConfigError otherwise."""
+    value = text_param(params, key)
+    if not value.startswith("/"):
+        raise ConfigError(f"param {key}: {value!r} must be an absolute path")
+    normalised = posixpath.normpath(value)
+    return "/" if normalised in ("/", "//") else normalised
+
+
+def relative_paths_param(params: Mapping[str, Any], key: str) -> list[str]:
+    """Given params and a key holding a list of paths relative to the app dir, return them normalised.
+
+    Raise ConfigError for an absolute path, a '..' component or a value that is not a string.
+    """
+    values = params.get(key)
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"param {key}: must be a list of relative paths (got {values!r})")
+    paths: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or "\n" in value:
+            raise ConfigError(f"param {key}: {value!r} is not a relative path")
+        normalised = posixpath.normpath(value.strip())
+        if normalised.startswith("/") or normalised == "." or ".." in normalised.split("/"):
+            raise ConfigError(f"param {key}: {value!r} must be a path inside the app dir (no '/' start, no '..')")
+        paths.append(normalised)
+    return paths
+
+
+def paths_param(params: Mapping[str, Any], key: str) -> list[str]:
+    """Given params and a key holding a list of absolute host paths, return them; raise ConfigError otherwise."""
+    values = params.get(key)
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"param {key}: must be a non-empty list of absolute paths (got {values!r})")
+    return [path_param({key: value}, key) for value in values]
+
+
+def number_param(params: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
+    """Given params and a key, return its number (>= minimum); raise ConfigError otherwise."""
+    value = params.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise ConfigError(f"param {key}: must be a number >= {minimum:g} (got {value!r})")
+    return float(value)
+
+
+def name_param(params: Mapping[str, Any], key: str) -> str:
+    """Given params and a key, return a user, process or container name (safe characters only).
+
+    Raise ConfigError if it holds anything but letters, digits and ``@ % + = : , . / _ -``.
+    """
+    value = text_param(params, key)
+    if not _SAFE_WORD.fullmatch(value):
+        raise ConfigError(f"param {key}: {value!r} may hold only letters, digits and @%+=:,./_-")
+    return value
+
+
+def timestamp_param(params: Mapping[str, Any]) -> str:
+    """Given params, return the run timestamp ``ts`` (YYYYMMDDTHHMMSSZ); raise ConfigError if absent or malformed."""
+    value = params.get("ts")
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise ConfigError(f"param ts: {value!r} is not a run timestamp like 20250131T235959Z")
+    return value
+
+
+# -- facts made safe for shell text ----------------------------------------------------------------------
+
+
+def shell_word(value: str) -> str:
+    """Given a value read on a host, return it as one shell word (quoted only when it needs to be)."""
+    return shlex.quote(value)
+
+
+def word_list(values: Iterable[str]) -> str:
+    """Given names read on a host, return them space-separated for a shell ``for`` list.
+
+    Raise ValueError if one of them holds a character that would need quoting.
+    """
+    words = list(values)
+    for word in words:
+        if not _SAFE_WORD.fullmatch(word):
+            raise ValueError(f"{word!r} holds characters that are not safe in a shell word")
+    return " ".join(words)
+
+
+def guarded(test: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """Given a check function, return one that reports unparseable output as a failure instead of raising."""
+
+    def run(stdout: str) -> str | None:
+        try:
+            return test(stdout)
+        except ValueError as error:
+            return f"unexpected output: {error}"
+
+    return run
+
+
+# -- apt -------------------------------------------------------------------------------------------------
+
+APT_ENV = "export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l UCF_FORCE_CONFFOLD=1"
+
+
+def apt_get(arguments: str, lock_timeout: int) -> str:
+    """Given apt-get arguments and the dpkg lock wait in seconds, return the full apt-get command line.
+
+    Lock::Timeout waits for a held dpkg lock instead of failing at once; confdef/confold keep local
+    config files; the exported NEEDRESTART_MODE=l stops needrestart restarting services by itself, and
+    UCF_FORCE_CONFFOLD=1 covers ucf-managed files (sshd_config) that --force-confold does not.
+    """
+    options = (
+        f"-o DPkg::Lock::Timeout={int(lock_timeout)} "
+        "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+    )
+    return f"{APT_ENV}; apt-get {options} {arguments}"
+
+
+# -- common read-only steps ------------------------------------------------------------------------------
+
+
+def nearest_existing(variable: str, path: str) -> str:
+    """Given a shell variable name and a host path, return shell text setting it to the path's nearest existing ancestor."""
+    return f'{variable}={quote(path)}; while [ ! -e "${variable}" ]; do {variable}=$(dirname "${variable}"); done'
+
+
+def disk_check(limit_percent: float) -> Check:
+    """Given the usage limit, return a check of ``df -P`` output failing for any mount at or above it."""
+
+    def test(stdout: str) -> str | None:
+        full = []
+        for row in parse_df(stdout):
+            if row.used_percent >= limit_percent and f"{row.mount} is {row.used_percent}%" not in full:
+                full.append(f"{row.mount} is {row.used_percent}%")
+        if full:
+            return f"disk too full: {', '.join(full)} used (limit {limit_percent:g}%)"
+        return None
+
+    return Check(f"every filesystem below {limit_percent:g}% used", guarded(test))
+
+
+def disk_step(paths: list[str], limit_percent: float, *, also: Iterable[str] = (), why: str = "") -> Step:
+    """Given host paths, a usage limit and paths that may not exist yet (``also``), return the df step.
+
+    A path in ``also`` (e.g. a backup dir made later) is measured at its nearest existing ancestor.
+    """
+    parts = []
+    arguments = [quote(path) for path in paths]
+    for index, path in enumerate(also):
+        parts.append(nearest_existing(f"p{index}", path))
+        arguments.append(f'"$p{index}"')
+    parts.append(f"df -P {' '.join(arguments)}")
+    return Step(
+        name="disk usage below the limit",
+        command="; ".join(parts),
+        mutates=False,
+        timeout=60,
+        check=disk_check(limit_percent),
+        why=why or "a full disk makes apt, npm and pg_dump fail half-way",
+    )
+
+
+def memory_step(minimum_gb: float) -> Step:
+    """Given the RAM+swap minimum in GB (10^9 bytes), return the ``free -b`` step that checks it."""
+
+    def test(stdout: str) -> str | None:
+        memory = parse_free(stdout)
+        total = memory.ram_total + memory.swap_total
+        if total < minimum_gb * 1e9:
+            return (
+                f"RAM+swap is {total / 1e9:.1f} GB (RAM {memory.ram_total / 1e9:.1f} GB + swap "
+                f"{memory.swap_total / 1e9:.1f} GB), needs {minimum_gb:g} GB: the frontend build can hang; add swap"
+            )
+        return None
+
+    return Step(
+        name="RAM+swap enough for the build",
+        command="free -b",
+        mutates=False,
+        timeout=30,
+        check=Check(f"RAM+swap >= {minimum_gb:g} GB", guarded(test)),
+        why="the frontend build (npm run build) is RAM-heavy and can hang without ~4 GB RAM+swap",
+    )
+
+
+def lock_step(lock_files: list[str]) -> Step:
+    """Given the apt/dpkg lock files, return the step that fails when one is held or apt/dpkg is running."""
+    files = " ".join(quote(path) for path in lock_files)
+    # fuser sees who holds a lock file open (dpkg, apt, unattended-upgrades); without it, fall back to
+    # the process names (ps, not pgrep: pgrep -x refuses patterns longer than 15 characters).
+    command = "\n".join(
+        [
+            'held=""; busy=""',
+            "if command -v fuser >/dev/null 2>&1; then",
+            f"  for lock in {files}; do",
+            '    if [ -e "$lock" ] && fuser "$lock" >/dev/null 2>&1; then held="$held $lock"; fi',
+            "  done",
+            "else",
+            "  busy=$(ps -eo pid=,comm= | awk '$2 ~ /^(apt|apt-get|aptitude|dpkg)$/ { printf \"%s \", $1 }')",
+            "fi",
+            'echo "held=$held"',
+            'echo "busy=$busy"',
+        ]
+    )
+
+    def test(stdout: str) -> str | None:
+        values = parse_key_values(stdout)
+        if "held" not in values or "busy" not in values:
+            return "the lock check printed no result"
+        if values["held"] or values["busy"]:
+            return f"apt/dpkg is busy (locks held: {values['held'] or 'none'}; apt/dpkg pids: {values['busy'] or 'none'})"
+        return None
+
+    return Step(
+        name="no apt/dpkg lock held",
+        command=command,
+        mutates=False,
+        timeout=30,
+        check=Check("no process holds an apt/dpkg lock", guarded(test)),
+        why="an unattended upgrade in progress would make the change wait or fail half-way",
+    )
+
+
+# pm2 runs as the deploy user: run with sudo_user, root's pm2 list is empty.
+PM2_JLIST = "pm2 jlist"
+
+
+def pm2_online_problem(stdout: str, names: list[str]) -> str | None:
+    """Given pm2 jlist output and process names, return None if each is listed and online, else why not."""
+    processes = {process.name: process for process in parse_pm2_jlist(stdout)}
+    problems = []
+    for name in names:
+        process = processes.get(name)
+        if process is None:
+            problems.append(f"{name} is not in pm2's list (run as the deploy user?)")
+        elif process.status != "online":
+            problems.append(f"{name} is {process.status}")
+    return "; ".join(problems) or None
+
+
+def pm2_restarts_facts(names: dict[str, str]) -> Facts:
+    """Given {fact name: pm2 process name}, return Facts reading each process's restart count from pm2 jlist."""
+
+    def parse(stdout: str) -> dict[str, str]:
+        processes = {process.name: process for process in parse_pm2_jlist(stdout)}
+        facts = {}
+        for fact, process_name in names.items():
+            if process_name not in processes:
+                raise ValueError(f"{process_name} is not in pm2's list")
+            facts[fact] = str(processes[process_name].restarts)
+        return facts
+
+    return Facts(tuple(names), parse)
+
+
+def http_status_command(url: str) -> str:
+    """Given a URL, return a curl command printing only the HTTP status (000 and a failing exit when nothing answers)."""
+    return f"curl -sS -o /dev/null --max-time 5 -w '%{{http_code}}\\n' {quote(url)}"
+
+
+def http_status_check(description: str, accept: Callable[[int], bool]) -> Check:
+    """Given a description and a predicate on the HTTP status, return a check of ``http_status_command`` output."""
+
+    def test(stdout: str) -> str | None:
+        text = stdout.strip().splitlines()[-1:] or [""]
+        if not text[0].isdigit():
+            return f"no HTTP status in the output ({stdout.strip()[:80]!r})"
+        status = int(text[0])
+        return None if accept(status) else f"answered HTTP {status}"
+
+    return Check(description, test)
