@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opsguard.output import is_terminal, paint
+from opsguard.sandbox.journal import is_mutating_call
 
 # What the demo changes in the default scenario, and why.
 DEMO_SCENARIO = {
@@ -34,9 +35,6 @@ DEMO_SCENARIO = {
 # Short waits: the sandbox's stub services answer at once, so the real 60 s stability window is not needed.
 DEMO_SETTINGS = {"snapshot_timeout": "6s", "snapshot_poll": "0.5s"}
 DEMO_VARS = {"stable_for": "2", "poll_every": "0.5"}
-MUTATING_TOOLS = {"apt-get", "apt", "pm2", "npm", "npx", "systemctl", "docker", "reboot", "dpkg"}
-READ_ONLY_FORMS = (["apt-get", "-s"], ["pm2", "jlist"], ["systemctl", "is-system-running"], ["systemctl", "--failed"],
-                   ["dpkg", "--audit"], ["docker", "exec"], ["docker", "compose", "config"], ["docker", "compose", "ps"])
 
 
 def heading(text: str) -> None:
@@ -53,13 +51,6 @@ def make_release(directory: Path) -> Path:
         archive.writestr("frontend/package.json", json.dumps({"name": "zpro-frontend", "version": "2.0.0"}))
         archive.writestr("frontend/src/main.js", "export default 'zpro frontend 2.0.0'\n")
     return path
-
-
-def is_mutating(argv: list[str]) -> bool:
-    """Given a recorded stub call, return whether it is a command that changes a host."""
-    if not argv or argv[0] not in MUTATING_TOOLS:
-        return False
-    return not any(argv[: len(form)] == form or (form[0] == argv[0] and form[1] in argv) for form in READ_ONLY_FORMS)
 
 
 class Demo:
@@ -149,10 +140,10 @@ class Demo:
     def _show_journal(self, host: str) -> None:
         journal = self.sandbox.base_dir / "hosts" / "hosts" / host / "journal.jsonl"
         calls = [json.loads(line)["argv"] for line in journal.read_text().splitlines()] if journal.exists() else []
-        changed = [call for call in calls if is_mutating(call)]
+        changed = [call for call in calls if is_mutating_call(call)]
         print(f"{host}'s journal (every system command the host received): {len(calls)} calls")
         for call in calls:
-            print(f"  {'CHANGE' if is_mutating(call) else 'read  '}  {' '.join(call)[:110]}")
+            print(f"  {'CHANGE' if is_mutating_call(call) else 'read  '}  {' '.join(call)[:110]}")
         verdict = "nothing was changed" if not changed else f"{len(changed)} CHANGING COMMANDS"
         print(paint(f"{host}: {verdict}", "green" if not changed else "red"))
         if changed:
