@@ -37,9 +37,9 @@ def is_mutating_call(argv: list[str]) -> bool:
         return False
     if not words:
         return True
-    if argv[0] == "apt-get" or argv[0] == "apt":
-        if "-s" in argv or "--simulate" in argv or "--dry-run" in argv:
-            return False
+    simulated = {"-s", "--simulate", "--dry-run"} & set(argv)
+    if argv[0] in ("apt-get", "apt") and simulated:
+        return False
     if argv[0] == "npx":
         return any(word in argv for word in words) and "db:migrate:status" not in argv
     return any(word in argv[1:] for word in words)
