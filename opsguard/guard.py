@@ -359,7 +359,8 @@ def wait_for_snapshot(
         try:
             if not finished:
                 progress = provider.poll_snapshot(request)
-                state = progress.state
+                # The detail says why a state is not done yet (e.g. "success" but the VM is still locked).
+                state = f"{progress.state} ({progress.detail})" if progress.detail else progress.state
                 if progress.failed:
                     raise SnapshotNotVerified(
                         f"host {host.name}: snapshot failed at the provider (state {progress.state!r}"
@@ -430,6 +431,11 @@ def take_snapshot(
             verified = provider.verify_snapshot(request)
         except ProviderError as error:
             raise explain_provider_error(host, "verifying the snapshot", error) from error
+        except SnapshotNotVerified as error:
+            # The client's message names the instance; the operator needs the host and the outcome.
+            raise SnapshotNotVerified(
+                f"host {host.name}: verifying the snapshot: {error}; refused, nothing was changed"
+            ) from error
     except OpsguardError as error:
         ledger.append(events.SNAPSHOT_FAILED, run_id=run_id, host=host.name, stage="wait/verify", error=str(error))
         raise

@@ -1,0 +1,104 @@
+"""Provider tokens never leave the environment: not in any output, the ledger, the locks, or the hosts.
+
+Recognisable tokens go through every command that talks to the providers (snapshot, exec, a
+failing exec, a dropped exec, a wrong-token run, ledger, discover, backup-check), with and
+without --debug (tracebacks and DEBUG logs of requests/urllib3). Then every text the runs printed
+and every file opsguard wrote (state dir, remote lock dir, host files) is searched for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsguard.sandbox.hosts import SandboxHosts
+from tests.fixtures.cli_fixtures import CliResult
+from tests.integration.guard_support import UPGRADE, GuardWorld, GuardWorlds, StartSimulator
+
+pytestmark = pytest.mark.integration
+
+VULTR_TOKEN = "tok-SECRET-vultr-7f3a"
+HOSTINGER_TOKEN = "tok-SECRET-hostinger-9c1e"
+WRONG_TOKEN = "tok-SECRET-wrong-5d2b"
+SECRETS = (VULTR_TOKEN, HOSTINGER_TOKEN, WRONG_TOKEN, "SECRET")
+TOKENS = {"vultr": {"token": VULTR_TOKEN}, "hostinger": {"token": HOSTINGER_TOKEN}}
+
+
+@pytest.fixture
+def worlds(
+    fresh_hosts: SandboxHosts,
+    simulator: StartSimulator,
+    tmp_path: Path,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> GuardWorlds:
+    return GuardWorlds(fresh_hosts, simulator, tmp_path, isolated_environment, monkeypatch)
+
+
+def every_command(world: GuardWorld, debug: tuple[str, ...]) -> list[tuple[str, CliResult]]:
+    """Given a world and ("--debug",) or (), run every provider-facing command; return (label, result) pairs."""
+    world.hosts.set_responses("chat", {"rules": [{"prefix": ["apt-get"], "stderr": "E: broken\n", "exit": 100}]})
+    world.hosts.set_responses("ia", {"rules": [{"prefix": ["apt-get"], "drop": True}]})
+    runs = [
+        ("snapshot chat", world.cli(*debug, "snapshot", "chat", "--json"), 0),
+        ("snapshot chat2", world.cli(*debug, "snapshot", "chat2"), 0),
+        ("exec chat2", world.cli(*debug, "exec", "chat2", "--yes", "--", *UPGRADE), 0),
+        ("failing exec chat", world.cli(*debug, "exec", "chat", "--yes", "--", *UPGRADE), 1),
+        ("dropped exec ia", world.cli(*debug, "exec", "ia", "--yes", "--", *UPGRADE), 4),
+        ("wrong vultr token", world.cli(*debug, "exec", "chat", "--yes", "--", *UPGRADE, env={"VULTR_API_KEY": WRONG_TOKEN}), 78),
+        ("wrong hostinger token", world.cli(*debug, "snapshot", "chat2", env={"HOSTINGER_API_TOKEN": WRONG_TOKEN}), 78),
+        ("ledger", world.cli(*debug, "ledger"), 0),
+        ("ledger json", world.cli(*debug, "ledger", "--json", "--last", "0"), 0),
+        ("discover", world.cli(*debug, "discover"), 0),
+        ("discover wrong token", world.cli(*debug, "discover", env={"HOSTINGER_API_TOKEN": WRONG_TOKEN}), 78),
+        ("backup-check", world.cli(*debug, "backup-check", "--json"), 0),
+    ]  # fmt: skip
+    for label, result, expected in runs:
+        # The runs must really have gone where they were meant to, or the search below proves little.
+        assert result.exit_code == expected, f"{label}: {result.output}"
+    return [(label, result) for label, result, _ in runs]
+
+
+def files_under(*roots: Path) -> list[Path]:
+    return [path for root in roots if root.exists() for path in sorted(root.rglob("*")) if path.is_file()]
+
+
+def assert_no_secret(where: str, text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, (
+            f"{secret!r} leaked into {where}: ...{text[max(0, text.find(secret) - 200) :][:400]!r}"
+        )
+
+
+@pytest.mark.parametrize("debug", [(), ("--debug",)], ids=["plain", "debug"])
+def test_tokens_never_appear_in_output_ledger_locks_or_journals(
+    worlds: GuardWorlds, tmp_path: Path, debug: tuple[str, ...]
+) -> None:
+    api_journal = tmp_path / "api-journal.jsonl"
+    world = worlds(TOKENS, journal_path=api_journal)
+    assert world.env()["VULTR_API_KEY"] == VULTR_TOKEN  # the runs really carry the recognisable tokens
+
+    results = every_command(world, debug)
+
+    for label, result in results:
+        assert_no_secret(f"stdout of {label}", result.stdout)
+        assert_no_secret(f"stderr of {label}", result.stderr)
+    if debug:
+        # --debug really printed tracebacks and request logs, so their absence of tokens means something.
+        errors = "".join(result.stderr for _, result in results)
+        assert "Traceback" in errors and "/snapshots" in errors
+
+    # Everything opsguard wrote: ledger, local locks, backup-check state, the stale remote lock of
+    # the dropped run, and what the hosts recorded.
+    assert world.ledger_path.is_file()
+    assert (world.state_dir / "locks" / "chat.lock").is_file()
+    assert (world.lock_dir("ia") / "owner").is_file()  # left by the dropped run
+    written = files_under(world.state_dir, *(world.hosts.host(name).root / "run" for name in ("chat", "chat2", "ia")))
+    written += [world.hosts.host(name).journal_path for name in ("chat", "chat2", "ia")]
+    for path in written:
+        assert_no_secret(str(path), path.read_text(encoding="utf-8", errors="replace"))
+    # The simulator's journal records requests without their headers.
+    journal_text = api_journal.read_text(encoding="utf-8")
+    assert '"method": "POST"' in journal_text
+    assert_no_secret(str(api_journal), journal_text)
