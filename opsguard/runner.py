@@ -286,9 +286,11 @@ class PlanRunner:
             return
         out = sys.stderr
         print(paint(f"{self.host.name}: ROLLBACK — the change did not complete. Rollback path:", "red", out), file=out)
-        for line in self.plan.rollback:
-            print(f"  {fill(line, self.facts)}", file=out)
-        if self.summary.snapshot_id:
+        lines = [fill(line, self.facts) for line in self.plan.rollback]
+        for line in lines:
+            print(f"  {line}", file=out)
+        # The plan's advice usually ends with the restore line already; print ours only when it does not.
+        if self.summary.snapshot_id and not any("opsguard restore" in line for line in lines):
             print(f"  provider snapshot (last resort): opsguard restore {self.host.name} --snapshot {self.summary.snapshot_id}",
                   file=out)
         out.flush()

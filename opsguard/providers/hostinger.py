@@ -110,7 +110,8 @@ class HostingerClient:
         )
         self._sleep = sleep
         self._recovery_attempts = max(1, recovery_attempts)
-        self._recovery_wait = recovery_wait
+        # The lookup after a lost POST answer waits like a retry, so the same cap applies.
+        self._recovery_wait = min(recovery_wait, self._api.retry.wait_max)
 
     def __repr__(self) -> str:
         return f"<HostingerClient {self._api.base_url}>"

@@ -92,7 +92,8 @@ class VultrClient:
         )
         self._sleep = sleep
         self._recovery_attempts = max(1, recovery_attempts)
-        self._recovery_wait = recovery_wait
+        # The lookup after a lost POST answer waits like a retry, so the same cap applies.
+        self._recovery_wait = min(recovery_wait, self._api.retry.wait_max)
         self._per_page = per_page
 
     def __repr__(self) -> str:

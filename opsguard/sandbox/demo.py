@@ -32,9 +32,8 @@ DEMO_SCENARIO = {
         "vms": [{"id": 1002, "backups": ["9d", "16d"]}],  # ia: newest backup older than max_age 8d
     },
 }
-# Short waits: the sandbox's stub services answer at once, so the real 60 s stability window is not needed.
+# Short snapshot waits; the playbook waits (stable_for, poll_every...) are short in the sandbox inventory's vars.
 DEMO_SETTINGS = {"snapshot_timeout": "6s", "snapshot_poll": "0.5s"}
-DEMO_VARS = {"stable_for": "2", "poll_every": "0.5"}
 
 
 def heading(text: str) -> None:
@@ -46,9 +45,13 @@ def make_release(directory: Path) -> Path:
     """Given a directory, write a sample Zpro release archive (update.zip) there and return its path."""
     path = directory / "update.zip"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("backend/package.json", json.dumps({"name": "zpro-backend", "version": "2.0.0"}))
+        archive.writestr("backend/package.json", json.dumps(
+            {"name": "zpro-backend", "version": "2.0.0", "scripts": {"build": "tsc", "start": "node dist/server.js"}}))
         archive.writestr("backend/dist/server.js", "console.log('zpro backend 2.0.0')\n")
-        archive.writestr("frontend/package.json", json.dumps({"name": "zpro-frontend", "version": "2.0.0"}))
+        archive.writestr("backend/dist/database/migrations/20250101000000-add-flow-builder.js",
+                         "module.exports = { up: async () => {}, down: async () => {} };\n")
+        archive.writestr("frontend/package.json", json.dumps(
+            {"name": "zpro-frontend", "version": "2.0.0", "scripts": {"build": "quasar build"}}))
         archive.writestr("frontend/src/main.js", "export default 'zpro frontend 2.0.0'\n")
     return path
 
@@ -86,16 +89,15 @@ class Demo:
         self.sandbox.up(merge_scenario(load_scenario(), DEMO_SCENARIO), settings=DEMO_SETTINGS)
         self.environment = self.sandbox.environment()
         package = make_release(self.base_dir)
-        overrides = [f"--var={key}={value}" for key, value in DEMO_VARS.items()]
 
         heading("1. the hosts opsguard knows (a sandbox copy of inventory.toml)")
         self.opsguard("hosts", expect=0)
 
         heading("2. what the Zpro upgrade of chat would run — nothing is contacted")
-        self.opsguard("plan", "chat", "upgrade", "--package", str(package), *overrides, expect=0)
+        self.opsguard("plan", "chat", "upgrade", "--package", str(package), expect=0)
 
         heading("3. the guarded upgrade: preflight, snapshot VERIFIED, staged build, short downtime, verify")
-        self.opsguard("upgrade", "chat", "--package", str(package), "--yes", *overrides, expect=0)
+        self.opsguard("upgrade", "chat", "--package", str(package), "--yes", expect=0)
         self._show_order("chat")
 
         heading("4. the nightly backup-check: ia's newest provider backup is too old")

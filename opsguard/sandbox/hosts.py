@@ -3,7 +3,9 @@
 Each host gets its own directory (its "root"): an ed25519 host key, an sshd_config, a
 ``stubs-bin/`` directory that comes first in the session PATH, a journal of every stub call, the
 stub answers (responses.json) and a small "real-ish" filesystem (home/deployzdg/zpro.io, etc/nginx,
-var/backups/opsguard, opt/stack, run/lock) that the inventory vars point into.
+var/backups/opsguard, var/lib/dpkg, boot, proc/sys/kernel/random/boot_id, opt/stack, run/lock) that
+the inventory vars point into. The inventory vars also carry short waits (``FAST_VARS``), so a whole
+playbook run on these hosts takes seconds, not the minutes a real host needs to settle.
 
 SAFETY: these hosts run commands as the current user (root in CI) on THIS machine. Every command a
 playbook uses to change a system is in ``STUB_NAMES`` and resolves to the recording stub, never
@@ -27,12 +29,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
+
+from opsguard.sandbox.stubs.stub import MIGRATIONS  # the migrations every sandbox Zpro backend has applied
 
 if TYPE_CHECKING:
     from opsguard.inventory import Inventory
@@ -68,7 +73,22 @@ STUB_NAMES: tuple[str, ...] = (
 RULE_KEYS = frozenset(
     {"prefix", "regex", "times", "stdout", "stdout_file", "stderr", "exit", "sleep", "drop", "write_file"}
 )
-_LAYOUT_DIRS = ("home", "var", "etc", "opt", "run", "tmp", "root")
+_LAYOUT_DIRS = ("home", "var", "etc", "opt", "run", "tmp", "root", "boot", "proc", "stub-state")
+# Playbook waits for hosts whose stub services answer at once (seconds; the real defaults are 5-900 s).
+FAST_VARS: dict[str, float] = {
+    "poll_every": 0.05,  # between two looks of a polled check
+    "stable_for": 0.3,  # pm2 restart counts must stay unchanged this long
+    "health_wait": 3.0,  # for the backend / the compose services to answer after the restart
+    "settle_wait": 2.0,  # for services to settle after an OS update
+    "reboot_wait": 5.0,  # for the host to come back after a reboot
+}
+DPKG_LOCK_FILES = (
+    "var/lib/dpkg/lock-frontend",
+    "var/lib/dpkg/lock",
+    "var/lib/apt/lists/lock",
+    "var/cache/apt/archives/lock",
+)
+BOOT_ID_FILE = "proc/sys/kernel/random/boot_id"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9/._+-]+$")
 _START_TIMEOUT = 10.0
 
@@ -245,8 +265,12 @@ class SandboxHosts:
                 f"no sandbox host {name!r} (hosts: {', '.join(self.hosts) or 'none; start() first'})"
             ) from None
 
-    def host_vars(self, name: str) -> dict[str, str]:
-        """Given a host name, return the playbook vars that point into that host's root."""
+    def host_vars(self, name: str) -> dict[str, Any]:
+        """Given a host name, return the playbook vars: every path points into that host's root, waits are short.
+
+        Path vars are strings or lists of strings; the waits (FAST_VARS) are numbers of seconds.
+        ``remote_lock`` is here for callers, but it is a host key of the inventory, not a playbook var.
+        """
         root = self.host(name).root
         return {
             "deploy_user": DEPLOY_USER,
@@ -256,6 +280,11 @@ class SandboxHosts:
             "compose_dir": str(root / "opt" / "stack"),
             "reboot_required_file": str(root / "var" / "run" / "reboot-required"),
             "pm2_log_dir": str(root / "home" / DEPLOY_USER / ".pm2" / "logs"),
+            "disk_paths": [str(root), str(root / "var")],
+            "boot_dir": str(root / "boot"),
+            "boot_id_file": str(root / BOOT_ID_FILE),
+            "dpkg_lock_files": [str(root / path) for path in DPKG_LOCK_FILES],
+            **FAST_VARS,
             "remote_lock": str(root / "run" / "lock" / "opsguard"),
         }
 
@@ -443,8 +472,14 @@ def _layout(host: SandboxHost) -> None:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
     for directory in ("root", "tmp", "run/lock", "var/run", "var/backups/opsguard", "etc/nginx/sites-enabled",
-                      "etc/nginx/sites-available", "opt/stack", f"home/{DEPLOY_USER}/.pm2/logs"):  # fmt: skip
+                      "etc/nginx/sites-available", "opt/stack", f"home/{DEPLOY_USER}/.pm2/logs", "boot",
+                      "var/lib/dpkg", "var/lib/apt/lists", "var/cache/apt/archives"):  # fmt: skip
         (root / directory).mkdir(parents=True, exist_ok=True)
+    # What every Debian/Ubuntu host has: the dpkg/apt lock files (nobody holds them: fuser answers 1)
+    # and a boot id (a stubbed `systemctl reboot` replaces it, as a real reboot would).
+    common: dict[str, str | bytes] = {path: "" for path in DPKG_LOCK_FILES}
+    common[BOOT_ID_FILE] = str(uuid.UUID(bytes=os.urandom(16), version=4)) + "\n"
+    _write_files(root, common)
     if host.role == "integrations":
         _write_files(root, _integrations_files(host))
     else:
@@ -467,14 +502,30 @@ def _zpro_files(host: SandboxHost) -> dict[str, str | bytes]:
     return {
         f"{app}/backend/.env": env + "\n",
         f"{app}/backend/package.json": json.dumps(
-            {"name": "zpro-backend", "version": "2.4.0", "main": "dist/server.js"}
+            {
+                "name": "zpro-backend",
+                "version": "2.4.0",
+                "main": "dist/server.js",
+                "scripts": {"build": "tsc", "start": "node dist/server.js"},
+            }
         )
         + "\n",
         f"{app}/backend/dist/server.js": "// sandbox backend\n",
+        **{
+            f"{app}/backend/dist/database/migrations/{name}": "module.exports = { up: async () => {}, down: async () => {} };\n"
+            for name in MIGRATIONS
+        },
         f"{app}/backend/public/1700000000000-logo.jpg": b"\xff\xd8\xff\xe0" + b"sandbox media" * 32,
         f"{app}/backend/node_modules/placeholder/index.js": "module.exports = {};\n",
         f"{app}/frontend/.env": f"VUE_URL_API={api}\n",
-        f"{app}/frontend/package.json": json.dumps({"name": "zpro-frontend", "version": "2.4.0"}) + "\n",
+        f"{app}/frontend/package.json": json.dumps(
+            {
+                "name": "zpro-frontend",
+                "version": "2.4.0",
+                "scripts": {"build": "quasar build", "start": "node server.js"},
+            }
+        )
+        + "\n",
         f"{app}/frontend/server.js": "// sandbox frontend server\n",
         f"{app}/frontend/dist/spa/index.html": "<!doctype html><title>Zpro</title>\n",
         f"{app}/frontend/node_modules/placeholder/index.js": "module.exports = {};\n",
@@ -554,9 +605,11 @@ def _check_rule(index: int, rule: Any) -> None:
         raise ValueError(f"{where}: exit must be an integer")
 
 
-def _toml(value: str) -> str:
-    # A JSON string is a valid TOML basic string for the characters we write (paths, names).
-    return json.dumps(value)
+def _toml(value: Any) -> str:
+    # JSON strings, numbers, booleans and arrays of them are valid TOML for what we write (paths, names, seconds).
+    if not isinstance(value, str | bool | int | float | list | tuple):
+        raise TypeError(f"cannot write {type(value).__name__} into the sandbox inventory")
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
 def _write_atomically(path: Path, content: str | bytes) -> None:

@@ -6,9 +6,18 @@ shebang and links it as <root>/stubs-bin/NAME for every name in ``hosts.STUB_NAM
 directory comes first in the sandbox sshd's PATH. Each call:
 
 1. appends one JSON line to <root>/journal.jsonl under an exclusive lock, fsynced:
-   {"time", "argv", "cwd", "user", "stdin_bytes", "pid", "session"};
+   {"time", "argv", "cwd", "user", "stdin_bytes", "pid", "session", "env"} (env: the apt
+   variables DEBIAN_FRONTEND, NEEDRESTART_MODE, UCF_FORCE_CONFFOLD when set);
 2. answers per the first matching rule in <root>/responses.json, else with a default that looks
    like a healthy real host (so a playbook run succeeds).
+
+The defaults keep a little state in <root>/stub-state/ (wiped by a reset), so a run reads back
+what it did, as on a real host: ``pm2 stop`` leaves the app stopped in ``pm2 jlist`` (and its port
+refuses curl) until ``pm2 restart`` (which counts a restart); ``sequelize db:migrate`` applies the
+migration files of the backend it runs in, and ``db:migrate:status`` shows them up; ``systemctl
+reboot`` gives the host a new boot id; ``npm install`` / ``npm run build`` leave node_modules and the
+build output behind. Containers, images and their digests are derived from the compose file (or the
+Zpro containers), so ``docker inspect`` / ``docker compose ps -q`` agree with each other.
 
 A rule: {"prefix": [argv...]} and/or {"regex": "..."} (searched in the space-joined argv), an
 optional "times": N (the rule applies N times, then is skipped), and what to do: "write_file"
@@ -42,6 +51,10 @@ MIGRATIONS = (
 )
 PM2_APPS = (("zpro-backend", "3000", "backend", "dist/server.js"), ("zpro-frontend", "4444", "frontend", "server.js"))
 ZPRO_CONTAINERS = (("postgresql", "postgres:14.11"), ("redis-zpro", "redis:7.2.4"))
+DATABASE_BYTES = 183_500_800  # what pg_database_size answers: a ~175 MiB Zpro database
+COMPOSE_DIR = ("opt", "stack")  # the integrations host's compose project, inside the root
+MIGRATIONS_DIR = ("dist", "database", "migrations")  # where a Zpro backend keeps its compiled migrations
+ENV_RECORDED = ("DEBIAN_FRONTEND", "NEEDRESTART_MODE", "UCF_FORCE_CONFFOLD")  # journaled with each call
 # df: mount -> (device, type, size KiB, used KiB); both 40 % used, /boot has 528 MiB free.
 FILESYSTEMS = {"/": ("/dev/vda1", "ext4", 83886080, 33554432), "/boot": ("/dev/vda16", "ext4", 901120, 360448)}
 # free: MiB (total, used, free, shared, buff/cache, available); 8 GiB RAM + 4 GiB swap.
@@ -62,8 +75,38 @@ class Call:
 
     def inside_root(self, path: str) -> bool:
         """Given a path, return True if it resolves inside the sandbox root."""
-        full = os.path.realpath(os.path.join(os.getcwd(), path))
+        full = os.path.realpath(os.path.join(current_directory(), path))
         return full == os.path.realpath(self.root) or full.startswith(os.path.realpath(self.root) + os.sep)
+
+    def host_path(self, path: str) -> str:
+        """Given a path, return it as the host sees it: relative to the sandbox root when inside it."""
+        full = os.path.normpath(os.path.join(current_directory(), path))
+        root = os.path.normpath(self.root)
+        if full == root:
+            return "/"
+        return full[len(root) :] if full.startswith(root + os.sep) else full
+
+
+# -- state the defaults keep between calls ---------------------------------------------------------
+
+
+def load_state(call: Call, name: str, default: Any) -> Any:
+    """Given a state name, return what an earlier call saved under <root>/stub-state/, else the default."""
+    try:
+        with open(os.path.join(call.root, "stub-state", name), "rb") as source:
+            return marshal.load(source)
+    except (OSError, EOFError, ValueError, TypeError):
+        return default
+
+
+def save_state(call: Call, name: str, value: Any) -> None:
+    """Given a state name and plain data, save it under <root>/stub-state/ (atomically: calls may overlap)."""
+    directory = os.path.join(call.root, "stub-state")
+    os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f".{name}.{os.getpid()}")
+    with open(partial, "wb") as target:
+        marshal.dump(value, target)
+    os.replace(partial, os.path.join(directory, name))
 
 
 def out(text: str) -> None:
@@ -97,6 +140,7 @@ def main() -> int:
             "stdin_bytes": stdin_bytes,
             "pid": os.getpid(),
             "session": session_pids[0] if session_pids else None,
+            "env": {key: os.environ[key] for key in ENV_RECORDED if key in os.environ},
         },
     )
     config = load_responses(root)
@@ -190,14 +234,18 @@ def sshd_session_pids(root: str) -> list[int]:
 # -- rules -----------------------------------------------------------------------------------------
 
 
-def to_json(value: Any) -> str:
-    """Given plain data (dict, list, str, int, float, bool, None), return JSON text, without importing json."""
+def to_json(value: Any, compact: bool = False) -> str:
+    """Given plain data (dict, list, str, int, float, bool, None), return JSON text, without importing json.
+
+    ``compact`` leaves out the spaces after ',' and ':' (as Go and docker's ``{{json}}`` write it).
+    """
     try:
         from _json import encode_basestring_ascii as quote
     except ImportError:  # not CPython: the slow, sure way
         import json
 
-        return json.dumps(value)
+        return json.dumps(value, separators=(",", ":") if compact else None)
+    comma, colon = (",", ":") if compact else (", ", ": ")
     if value is None:
         return "null"
     if value is True or value is False:
@@ -207,9 +255,11 @@ def to_json(value: Any) -> str:
     if isinstance(value, str):
         return str(quote(value))
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(to_json(item) for item in value) + "]"
+        return "[" + comma.join(to_json(item, compact) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{quote(str(key))}: {to_json(item)}" for key, item in value.items()) + "}"
+        return (
+            "{" + comma.join(f"{quote(str(key))}{colon}{to_json(item, compact)}" for key, item in value.items()) + "}"
+        )
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
@@ -330,40 +380,65 @@ def options_and_words(args: list[str], with_value: tuple[str, ...] = ()) -> tupl
     return options, words
 
 
+def pm2_apps(call: Call) -> dict[str, list[Any]]:
+    """Return {app name: [status, restart count]} of the deploy user's pm2 apps, as the last call left them."""
+    apps: dict[str, list[Any]] = {name: ["online", 0] for name, *_ in PM2_APPS}
+    saved = load_state(call, "pm2", {})
+    if isinstance(saved, dict):
+        apps.update({name: list(value) for name, value in saved.items() if name in apps})
+    return apps
+
+
 def pm2(call: Call) -> int:
     if not call.args:
         return 0
     action = call.args[0]
     # Like the real hosts: pm2 apps belong to the deploy user; root's pm2 list is empty.
-    apps = PM2_APPS if call.profile == "zpro" and call.user not in ("", "root") else ()
+    mine = call.profile == "zpro" and call.user not in ("", "root")
+    apps = pm2_apps(call) if mine else {}
     if action in ("jlist", "prettylist"):
-        out(to_json([pm2_process(call, index, app) for index, app in enumerate(apps)]) + "\n")
+        listed = [app for app in PM2_APPS if app[0] in apps and apps[app[0]][0] != "deleted"]
+        out(to_json([pm2_process(call, index, app, apps[app[0]]) for index, app in enumerate(listed)]) + "\n")
         return 0
-    if action in ("stop", "restart", "reload", "delete", "describe"):
-        known = {app[0] for app in apps} | {"all"}
-        for name in call.args[1:]:
-            if not name.startswith("-") and name not in known:
+    if action in ("stop", "restart", "reload", "start", "delete", "describe"):
+        names = [name for name in call.args[1:] if not name.startswith("-")]
+        for name in names:
+            if name != "all" and (name not in apps or apps[name][0] == "deleted"):
                 err(f"[PM2][ERROR] Process or Namespace {name} not found\n")
                 return 1
-        out(f"[PM2] Applying action {action}ProcessId on app [{' '.join(call.args[1:])}]\n")
+        chosen = [name for name in apps if apps[name][0] != "deleted"] if "all" in names else names
+        for name in chosen:
+            if action == "stop":
+                apps[name][0] = "stopped"
+            elif action in ("restart", "reload"):
+                apps[name] = ["online", int(apps[name][1]) + 1]
+            elif action == "start":
+                apps[name][0] = "online"
+            elif action == "delete":
+                apps[name][0] = "deleted"
+        if action != "describe":
+            save_state(call, "pm2", apps)
+        out(f"[PM2] Applying action {action}ProcessId on app [{' '.join(names)}]\n")
+        out("".join(f"[PM2] [{name}] \u2713\n" for name in chosen))
         return 0
     if action == "save":
         out("[PM2] Saving current process list...\n[PM2] Successfully saved\n")
     return 0
 
 
-def pm2_process(call: Call, index: int, app: tuple[str, str, str, str]) -> dict[str, Any]:
+def pm2_process(call: Call, index: int, app: tuple[str, str, str, str], state: list[Any]) -> dict[str, Any]:
     name, port, directory, script = app
+    status, restarts = str(state[0]), int(state[1])
     cwd = os.path.join(call.root, "home", "deployzdg", "zpro.io", directory)
     return {
-        "pid": 4100 + index,
+        "pid": 4100 + index + 100 * restarts if status == "online" else 0,
         "name": name,
         "pm_id": index,
-        "monit": {"memory": 180_000_000, "cpu": 1},
+        "monit": {"memory": 180_000_000 if status == "online" else 0, "cpu": 1 if status == "online" else 0},
         "pm2_env": {
             "name": name,
-            "status": "online",
-            "restart_time": 0,
+            "status": status,
+            "restart_time": restarts,
             "unstable_restarts": 0,
             "pm_uptime": int((time.time() - 86400) * 1000),
             "pm_cwd": cwd,
@@ -373,6 +448,17 @@ def pm2_process(call: Call, index: int, app: tuple[str, str, str, str]) -> dict[
             "username": call.user,
         },
     }
+
+
+def app_listening(call: Call, port: str) -> bool:
+    """Given a TCP port on localhost, return whether something answers there (a Zpro app only while pm2 runs it)."""
+    if call.profile != "zpro":
+        return True
+    names = [name for name, app_port, *_ in PM2_APPS if app_port == port]
+    if not names:
+        return True
+    apps = pm2_apps(call)
+    return all(apps[name][0] == "online" for name in names)
 
 
 def block_size(text: str) -> int:
@@ -424,7 +510,15 @@ def df(call: Call) -> int:
     chosen_fields = fields is not None
     if fields is None:
         fields = ["source", *(["fstype"] if show_type else []), "size", "used", "avail", "pcent", "target"]
-    mounts = [("/boot" if path.startswith("/boot") else "/", path) for path in paths] or [(m, m) for m in FILESYSTEMS]
+    # A path inside the sandbox root is measured as the host sees it (<root>/boot is on /boot).
+    missing = [path for path in paths if not os.path.exists(path)]
+    for path in missing:
+        err(f"df: {path}: No such file or directory\n")
+    mounts = [(mount_of(call.host_path(path)), path) for path in paths if path not in missing]
+    if not paths:
+        mounts = [(mount, mount) for mount in FILESYSTEMS]
+    elif not mounts:
+        return 1
     if human_base:
         size_header = "Size"
     elif posix and size_unit == 1024:
@@ -458,7 +552,12 @@ def df(call: Call) -> int:
             for cell, width, field in zip(row, widths, fields, strict=True)
         ]
         out(" ".join(cells).rstrip() + "\n")
-    return 0
+    return 1 if missing else 0
+
+
+def mount_of(path: str) -> str:
+    """Given a host path, return the mount point of FILESYSTEMS it lies on."""
+    return "/boot" if path == "/boot" or path.startswith("/boot/") else "/"
 
 
 def free(call: Call) -> int:
@@ -497,8 +596,8 @@ def compose_services(call: Call) -> list[tuple[str, str]]:
     """Return (service, image) pairs read from <root>/opt/stack/docker-compose.yml (the sandbox layout)."""
     services: list[tuple[str, str]] = []
     try:
-        with open(os.path.join(call.root, "opt", "stack", "docker-compose.yml"), encoding="utf-8") as compose:
-            lines = compose.read().splitlines()
+        with open(os.path.join(call.root, *COMPOSE_DIR, "docker-compose.yml"), encoding="utf-8") as compose_file:
+            lines = compose_file.read().splitlines()
     except OSError:
         return services
     in_services, current = False, None
@@ -521,18 +620,201 @@ def digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def repository_of(reference: str) -> str:
+    """Given an image reference, return it without tag or digest (a colon before the last '/' is a registry port)."""
+    name = reference.split("@", 1)[0]
+    colon = name.rfind(":")
+    return name[:colon] if colon > name.rfind("/") else name
+
+
+def image_id(reference: str) -> str:
+    """Given an image reference, return the local image id it resolves to (sha256 of its config)."""
+    return digest("image config " + reference)
+
+
+def repo_digest(reference: str) -> str:
+    """Given an image reference, return its registry digest reference (repository@sha256:...), unlike its id."""
+    return f"{repository_of(reference)}@{digest('manifest ' + reference)}"
+
+
+def has_healthcheck(reference: str) -> bool:
+    return repository_of(reference).rsplit("/", 1)[-1] in ("postgres", "redis")
+
+
 def containers(call: Call) -> list[tuple[str, str]]:
+    """Return (container name, image reference) of every container on the host."""
     if call.profile == "zpro":
         return list(ZPRO_CONTAINERS)
-    return [(f"stack-{service}-1", image) for service, image in compose_services(call)]
+    return [(f"{COMPOSE_DIR[-1]}-{service}-1", image) for service, image in compose_services(call)]
 
 
-def inner_command(call: Call, command: list[str]) -> int:
-    """Answer a command run inside a container (docker exec / docker compose exec)."""
+def container_records(call: Call) -> list[dict[str, Any]]:
+    """Return what `docker inspect` shows of each container (the fields scripts read)."""
+    project = COMPOSE_DIR[-1]
+    working_dir = os.path.join(call.root, *COMPOSE_DIR)
+    services = (
+        {} if call.profile == "zpro" else {f"{project}-{service}-1": service for service, _ in compose_services(call)}
+    )
+    records = []
+    for index, (name, reference) in enumerate(containers(call)):
+        labels: dict[str, str] = {}
+        if name in services:
+            labels = {
+                "com.docker.compose.config-hash": digest("config " + name)[7:], "com.docker.compose.container-number": "1",
+                "com.docker.compose.oneoff": "False", "com.docker.compose.project": project,
+                "com.docker.compose.project.config_files": os.path.join(working_dir, "docker-compose.yml"),
+                "com.docker.compose.project.working_dir": working_dir, "com.docker.compose.service": services[name],
+            }  # fmt: skip
+        state: dict[str, Any] = {
+            "Status": "running", "Running": True, "Paused": False, "Restarting": False, "OOMKilled": False,
+            "Dead": False, "Pid": 3100 + index, "ExitCode": 0, "Error": "",
+            "StartedAt": "2024-11-25T03:00:00.000000000Z", "FinishedAt": "0001-01-01T00:00:00Z",
+        }  # fmt: skip
+        if has_healthcheck(reference):
+            state["Health"] = {"Status": "healthy", "FailingStreak": 0}
+        container_id = digest("container " + name)[7:]
+        records.append({
+            "Id": container_id, "Created": "2024-11-25T02:59:58.000000000Z", "Path": "docker-entrypoint.sh",
+            "Name": "/" + name, "RestartCount": 0, "Image": image_id(reference), "State": state,
+            "Config": {"Hostname": container_id[:12], "Image": reference, "Labels": labels},
+            "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}},
+        })  # fmt: skip
+    return records
+
+
+def image_records(call: Call) -> list[dict[str, Any]]:
+    """Return what `docker image inspect` shows of each image the containers run."""
+    references = sorted({reference for _, reference in containers(call)})
+    return [
+        {"Id": image_id(reference), "RepoTags": [reference], "RepoDigests": [repo_digest(reference)],
+         "Created": "2024-10-30T12:00:00.000000000Z", "Size": 250_000_000, "Architecture": "amd64", "Os": "linux"}
+        for reference in references
+    ]  # fmt: skip
+
+
+def find_object(call: Call, target: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    """Given a name, id (or a prefix of 4+ characters) or image reference, return the container or image it names."""
+    if "container" in kinds:
+        for record in container_records(call):
+            if target in (record["Name"], record["Name"][1:]) or (len(target) >= 4 and record["Id"].startswith(target)):
+                return record
+    if "image" in kinds:
+        bare = target[7:] if target.startswith("sha256:") else target
+        for record in image_records(call):
+            if target in record["RepoTags"] or target in record["RepoDigests"]:
+                return record
+            if len(bare) >= 4 and record["Id"][7:].startswith(bare):
+                return record
+    return None
+
+
+def first_word(args: list[str], with_value: tuple[str, ...] = ()) -> int | None:
+    """Return the index of the first positional argument, skipping options and the values of those in with_value."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return index + 1 if index + 1 < len(args) else None
+        if not arg.startswith("-") or arg == "-":
+            return index
+        index += 2 if arg in with_value else 1
+    return None
+
+
+def option_value(args: list[str], names: tuple[str, ...]) -> str | None:
+    """Return the value of the first option in names (``--x VALUE`` or ``--x=VALUE``), else None."""
+    for position, arg in enumerate(args):
+        if arg in names and position + 1 < len(args):
+            return args[position + 1]
+        for name in names:
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def has_flag(args: list[str], letter: str, long_name: str) -> bool:
+    """Return whether a short flag (alone or in a cluster such as -aq) or its long form is given."""
+    return any(
+        arg == long_name or (arg.startswith("-") and not arg.startswith("--") and letter in arg[1:]) for arg in args
+    )
+
+
+# -- Go templates (docker --format): fields, index, join, json -------------------------------------
+
+
+def render_template(template: str, value: Any) -> str:
+    """Given a docker --format template and an object, return the text; raise ValueError for a malformed one."""
+    if template == "json":
+        template = "{{json .}}"
+    parts = []
+    position = 0
+    while True:
+        start = template.find("{{", position)
+        if start < 0:
+            parts.append(template[position:])
+            return "".join(parts)
+        end = template.find("}}", start)
+        if end < 0:
+            raise ValueError("template: :1: unclosed action")
+        parts.append(template[position:start])
+        parts.append(template_action(template[start + 2 : end].strip("- \t"), value))
+        position = end + 2
+
+
+def template_action(action: str, value: Any) -> str:
+    import shlex
+
+    words = shlex.split(action)
+    if not words:
+        raise ValueError("template: :1: missing value for command")
+    function, arguments = words[0], words[1:]
+    if function.startswith("."):
+        return go_text(field(value, function))
+    if function == "json" and len(arguments) == 1:
+        return to_json(field(value, arguments[0]), compact=True)
+    if function == "join" and len(arguments) == 2:
+        items = field(value, arguments[0])
+        return arguments[1].join(go_text(item) for item in (items or []))
+    if function == "index" and len(arguments) == 2:
+        mapping = field(value, arguments[0])
+        return go_text(mapping.get(arguments[1]) if isinstance(mapping, dict) else None)
+    if function in ("lower", "upper") and len(arguments) == 1:
+        text = go_text(field(value, arguments[0]))
+        return text.lower() if function == "lower" else text.upper()
+    raise ValueError(f'template: :1: function "{function}" not defined')
+
+
+def field(value: Any, path: str) -> Any:
+    """Given an object and a path such as .Config.Image (or "."), return the value there (None when absent)."""
+    for name in path.strip(".").split("."):
+        if not name:
+            continue
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def go_text(value: Any) -> str:
+    """Given a value, return it as Go's text/template prints it."""
+    if value is None:
+        return "<no value>"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(go_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{key}:{go_text(item)}" for key, item in sorted(value.items())) + "]"
+    return str(value)
+
+
+# -- commands inside containers --------------------------------------------------------------------
+
+
+def inner_command(call: Call, command: list[str], stdin_bytes: int = 0) -> int:
+    """Answer a command run inside a container (docker exec / docker compose exec) that got stdin_bytes on stdin."""
     if command[:1] in (["sh"], ["bash"]) and "-c" in command:
         import shlex
 
-        command = shlex.split(command[-1])
+        command = shlex.split(command[command.index("-c") + 1]) if command.index("-c") + 1 < len(command) else []
     if not command:
         return 0
     name, options = command[0], command[1:]
@@ -541,8 +823,16 @@ def inner_command(call: Call, command: list[str]) -> int:
     elif name == "pg_dump":
         sys.stdout.flush()
         sys.stdout.buffer.write(PG_DUMP_BYTES)
-    elif name == "pg_restore" and ("-l" in options or "--list" in options):
-        out(pg_restore_listing())
+    elif name == "pg_restore":
+        _, files = options_and_words(options, ("-U", "-d", "-f", "-h", "-p", "-n", "-t", "-j", "-L", "-F"))
+        if not files and stdin_bytes == 0:
+            # Nothing on stdin: `docker exec` without -i does not pass it on.
+            err("pg_restore: error: input file is too short (read 0, expected 5)\n")
+            return 1
+        if "-l" in options or "--list" in options:
+            out(pg_restore_listing())
+    elif name == "psql":
+        return psql_answer(options)
     elif name == "redis-cli":
         out("PONG\n" if any(word.lower() == "ping" for word in options) else "OK\n")
     return 0
@@ -556,6 +846,59 @@ def pg_restore_listing() -> str:
     )
 
 
+def psql_answer(args: list[str]) -> int:
+    """Answer psql: the database size, version() and SELECT 1 queries; other statements print nothing."""
+    query, tuples_only, unaligned, index = None, False, False, 0
+    while index < len(args):
+        arg = args[index]
+        if arg.startswith("--command="):
+            query = arg.split("=", 1)[1]
+        elif arg == "--command":
+            index += 1
+            query = args[index] if index < len(args) else ""
+        elif arg in ("--tuples-only", "--no-align"):
+            tuples_only = tuples_only or arg == "--tuples-only"
+            unaligned = unaligned or arg == "--no-align"
+        elif arg.startswith("-") and not arg.startswith("--") and len(arg) > 1:
+            letters = arg[1:]
+            tuples_only = tuples_only or "t" in letters
+            unaligned = unaligned or "A" in letters
+            if letters[-1] in "cUdhpfovP":  # the option's value is the next word
+                index += 1
+                if letters[-1] == "c":
+                    query = args[index] if index < len(args) else ""
+        index += 1
+    if query is None:
+        return 0
+    lowered = query.lower()
+    if "pg_database_size" in lowered:
+        column, answer = "pg_database_size", str(DATABASE_BYTES)
+    elif "version()" in lowered:
+        column, answer = (
+            "version",
+            "PostgreSQL 14.11 (Debian 14.11-1.pgdg120+2) on x86_64-pc-linux-gnu, compiled by gcc",
+        )
+    elif lowered.strip().rstrip(";") == "select 1":
+        column, answer = "?column?", "1"
+    else:
+        return 0
+    if tuples_only:
+        out(f"{answer}\n" if unaligned else f" {answer}\n\n")
+    elif unaligned:
+        out(f"{column}\n{answer}\n(1 row)\n")
+    else:
+        width = max(len(column), len(answer)) + 2
+        out(f"{column.center(width)}\n{'-' * width}\n{answer.rjust(width - 1)} \n(1 row)\n\n")
+    return 0
+
+
+def psql(call: Call) -> int:
+    return psql_answer(call.args)
+
+
+# -- docker and docker compose ---------------------------------------------------------------------
+
+
 def docker(call: Call) -> int:
     args = call.args
     if call.argv[0] == "docker-compose":
@@ -563,54 +906,95 @@ def docker(call: Call) -> int:
     if not args:
         return 0
     if args[0] == "exec":
-        _, words = options_and_words(args[1:], ("-u", "--user", "-e", "--env", "-w", "--workdir", "--env-file"))
-        return inner_command(call, args[args.index(words[0]) + 1 :] if words else [])
+        rest = args[1:]
+        first = first_word(rest, ("-u", "--user", "-e", "--env", "-w", "--workdir", "--env-file", "--detach-keys"))
+        if first is None:
+            err('"docker exec" requires at least 2 arguments.\n')
+            return 1
+        if find_object(call, rest[first], ("container",)) is None:
+            err(f"Error response from daemon: No such container: {rest[first]}\n")
+            return 1
+        # Without -i docker exec does not pass stdin on to the command.
+        interactive = has_flag(rest[:first], "i", "--interactive")
+        return inner_command(call, rest[first + 1 :], call.stdin_bytes if interactive else 0)
     if args[0] == "compose":
         return compose(call, args[1:])
-    if args[0] == "ps":
-        names = containers(call)
-        if "--format" in " ".join(args):
-            out("".join(f"{name}\n" for name, _ in names))
-        else:
-            out("CONTAINER ID   IMAGE   STATUS       NAMES\n")
-            out("".join(f"{digest(name)[7:19]}   {image}   Up 3 days   {name}\n" for name, image in names))
-        return 0
-    if args[0] == "inspect" or args[:2] in (["image", "inspect"], ["container", "inspect"]):
-        return docker_inspect(call, args[1:] if args[0] == "inspect" else args[2:])
+    if args[0] == "ps" or args[:2] == ["container", "ls"]:
+        return docker_ps(call, args[1:] if args[0] == "ps" else args[2:])
+    if args[0] == "inspect":
+        return docker_inspect(call, args[1:], ("container", "image"))
+    if args[:2] == ["image", "inspect"]:
+        return docker_inspect(call, args[2:], ("image",))
+    if args[:2] == ["container", "inspect"]:
+        return docker_inspect(call, args[2:], ("container",))
     if "prune" in args:
         out("Total reclaimed space: 0B\n")
+    elif args[0] == "version":
+        out("Client: Docker Engine - Community\n Version:           27.3.1\n")
     return 0
 
 
-def docker_inspect(call: Call, args: list[str]) -> int:
+def ps_context(record: dict[str, Any]) -> dict[str, Any]:
+    """Given a container record, return the fields `docker ps --format` offers."""
+    health = record["State"].get("Health")
+    return {
+        "ID": record["Id"][:12], "Image": record["Config"]["Image"], "Command": '"docker-entrypoint.s\u2026"',
+        "CreatedAt": "2024-11-25 02:59:58 +0000 UTC", "RunningFor": "3 days ago", "Ports": "",
+        "State": record["State"]["Status"], "Status": "Up 3 days" + (f" ({health['Status']})" if health else ""),
+        "Size": "0B", "Names": record["Name"][1:], "Mounts": "", "Networks": "bridge",
+        "Labels": ",".join(f"{key}={value}" for key, value in sorted(record["Config"]["Labels"].items())),
+    }  # fmt: skip
+
+
+def docker_ps(call: Call, args: list[str]) -> int:
+    records = container_records(call)  # every container runs: -a lists the same
+    template = option_value(args, ("--format",))
+    if has_flag(args, "q", "--quiet"):
+        out("".join(record["Id"][:12] + "\n" for record in records))
+        return 0
+    if template:
+        try:
+            lines = [render_template(template, ps_context(record)) for record in records]
+        except ValueError as error:
+            err(f"{error}\n")
+            return 1
+        out("".join(line + "\n" for line in lines))
+        return 0
+    out("CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES\n")
+    for record in records:
+        context = ps_context(record)
+        out(f"{context['ID']}   {context['Image']}   {context['Command']}   {context['RunningFor']}   "
+            f"{context['Status']}      {context['Names']}\n")  # fmt: skip
+    return 0
+
+
+def docker_inspect(call: Call, args: list[str], kinds: tuple[str, ...]) -> int:
+    template = option_value(args, ("-f", "--format")) or ""
+    kind_option = option_value(args, ("--type",))
+    if kind_option in ("container", "image"):
+        kinds = (kind_option,)
     _, targets = options_and_words(args, ("-f", "--format", "--type"))
-    template = ""
-    for position, arg in enumerate(args):
-        if arg in ("-f", "--format") and position + 1 < len(args):
-            template = args[position + 1]
-        elif arg.startswith("--format="):
-            template = arg.split("=", 1)[1]
-    targets = [target for target in targets if target != template]
-    images = dict(containers(call))
+    found, missing = [], []
     for target in targets:
-        image = images.get(target, target)
-        if not template:
-            state = {"Status": "running", "Running": True, "Health": {"Status": "healthy"}}
-            out(to_json([{"Id": digest(target)[7:], "Name": "/" + target, "State": state,
-                             "Config": {"Image": image}, "RepoDigests": [f"{image.split(':')[0]}@{digest(image)}"]}]) + "\n")  # fmt: skip
-        elif "RepoDigests" in template:
-            out(f"{image.split(':')[0]}@{digest(image)}\n")
-        elif "Health" in template:
-            out("healthy\n")
-        elif "Status" in template:
-            out("running\n")
-        elif "Running" in template:
-            out("true\n")
-        elif "Image" in template or ".Id" in template:
-            out(digest(image) + "\n")
+        record = find_object(call, target, kinds)
+        if record is None:
+            missing.append(target)
         else:
-            out("\n")
-    return 0
+            found.append(record)
+    try:
+        if template:
+            out("".join(render_template(template, record) + "\n" for record in found))
+        else:
+            import json
+
+            out(json.dumps(found, indent=4) + "\n")
+    except ValueError as error:
+        err(f"{error}\n")
+        return 1
+    what = kinds[0] if len(kinds) == 1 else "object"
+    for target in missing:
+        err(f"Error: No such {what}: {target}\n")
+    return 1 if missing else 0
 
 
 def compose(call: Call, args: list[str]) -> int:
@@ -632,40 +1016,48 @@ def compose(call: Call, args: list[str]) -> int:
         return 0
     action, rest = args[index], args[index + 1 :]
     services = compose_services(call)
+    names = [service for service, _ in services]
+    project = COMPOSE_DIR[-1]
     as_json = "--format=json" in rest or any(
         option == "--format" and value == "json"
         for option, value in zip(rest, rest[1:], strict=False)  # noqa: RUF007 - no itertools import
     )
     if action == "config":
         if "--services" in rest:
-            out("".join(f"{service}\n" for service, _ in services))
+            out("".join(f"{service}\n" for service in names))
         elif "--images" in rest:
             out("".join(f"{image}\n" for _, image in services))
         elif not ("-q" in rest or "--quiet" in rest):
             try:
-                with open(os.path.join(call.root, "opt", "stack", "docker-compose.yml"), encoding="utf-8") as source:
-                    out(source.read())
+                with open(os.path.join(call.root, *COMPOSE_DIR, "docker-compose.yml"), encoding="utf-8") as source:
+                    text = source.read()
             except OSError:
-                out("services: {}\n")
+                text = "services: {}\n"
+            # Like the real command: the normalised model starts with the project name.
+            out(("" if text.startswith("name:") else f"name: {project}\n") + text)
         return 0
     if action == "ps":
-        if as_json:  # docker compose v2.21+: one JSON object per line
-            for service, image in services:
-                healthy = "healthy" if "postgres" in image else ""
-                out(to_json({"ID": digest(service)[7:19], "Name": f"stack-{service}-1", "Service": service, "Image": image,
-                                "Project": "stack", "State": "running", "Health": healthy, "ExitCode": 0,
-                                "Status": "Up 3 days" + (" (healthy)" if healthy else "")}) + "\n")  # fmt: skip
+        project_containers = [record for record in container_records(call) if record["Config"]["Labels"]]
+        if has_flag(rest, "q", "--quiet"):  # compose prints full ids
+            out("".join(record["Id"] + "\n" for record in project_containers))
+        elif as_json:  # docker compose v2.21+: one JSON object per line
+            for record in project_containers:
+                labels, health = record["Config"]["Labels"], record["State"].get("Health")
+                status = "Up 3 days" + (f" ({health['Status']})" if health else "")
+                out(to_json({"ID": record["Id"][:12], "Name": record["Name"][1:], "Service": labels["com.docker.compose.service"],
+                             "Image": record["Config"]["Image"], "Project": project, "State": record["State"]["Status"],
+                             "Health": health["Status"] if health else "", "ExitCode": 0, "Status": status}) + "\n")  # fmt: skip
         elif "--services" in rest:
-            out("".join(f"{service}\n" for service, _ in services))
+            out("".join(f"{service}\n" for service in names))
         else:
             out("NAME   IMAGE   SERVICE   STATUS\n")
-            out("".join(f"stack-{service}-1   {image}   {service}   Up 3 days\n" for service, image in services))
+            out("".join(f"{project}-{service}-1   {image}   {service}   Up 3 days\n" for service, image in services))
         return 0
     if action == "images":
         records: list[dict[str, Any]] = []
         for service, image in services:
             repository, _, tag = image.partition(":")
-            records.append({"ID": digest(image), "ContainerName": f"stack-{service}-1", "Repository": repository,
+            records.append({"ID": image_id(image), "ContainerName": f"{project}-{service}-1", "Repository": repository,
                             "Tag": tag or "latest", "Size": 250_000_000})  # fmt: skip
         if as_json:
             out(to_json(records) + "\n")
@@ -679,12 +1071,34 @@ def compose(call: Call, args: list[str]) -> int:
             )
         return 0
     if action == "exec":
-        _, words = options_and_words(rest, ("-u", "--user", "-e", "--env", "-w", "--workdir", "--index"))
-        return inner_command(call, rest[rest.index(words[0]) + 1 :] if words else [])
+        first = first_word(rest, ("-u", "--user", "-e", "--env", "-w", "--workdir", "--index"))
+        if first is None:
+            err('"docker compose exec" requires at least 2 arguments\n')
+            return 1
+        if rest[first] not in names:
+            err(f'service "{rest[first]}" is not running\n')
+            return 1
+        # -T only turns the TTY off: stdin is passed on.
+        return inner_command(call, rest[first + 1 :], call.stdin_bytes)
     if action == "version":
         out("Docker Compose version v2.29.7\n")
-    elif action in ("pull", "up", "down", "restart", "stop", "start", "create"):
-        err("".join(f" Container stack-{service}-1  {action} done\n" for service, _ in services))
+        return 0
+    _, chosen = options_and_words(rest, ("-t", "--timeout", "--wait-timeout", "--scale", "--pull"))
+    unknown = [service for service in chosen if service not in names]
+    if unknown:
+        err(f"no such service: {unknown[0]}\n")
+        return 1
+    selected = [(service, image) for service, image in services if not chosen or service in chosen]
+    if action == "pull":
+        # compose v2 without a terminal: one line per service and step, on stderr.
+        err("".join(f" {service} Pulling \n" for service, image in selected if image))
+        err("".join(f" {service} Pulled \n" for service, image in selected if image))
+    elif action == "up":
+        err("".join(f" Container {project}-{service}-1  Running\n" for service, _ in selected))
+    elif action in ("down", "restart", "stop", "start", "create", "rm"):
+        verb = {"down": "Removed", "restart": "Started", "stop": "Stopped", "start": "Started", "create": "Created",
+                "rm": "Removed"}[action]  # fmt: skip
+        err("".join(f" Container {project}-{service}-1  {verb}\n" for service, _ in selected))
     return 0
 
 
@@ -746,7 +1160,8 @@ def systemctl(call: Call) -> int:
     if action == "is-system-running":
         out("running\n")
     elif "--failed" in options or "--state=failed" in options or action == "--failed":
-        out("  UNIT LOAD ACTIVE SUB DESCRIPTION\n\n0 loaded units listed.\n")
+        if "--no-legend" not in options:  # with --no-legend and nothing failed, systemctl prints nothing
+            out("  UNIT LOAD ACTIVE SUB DESCRIPTION\n\n0 loaded units listed.\n")
     elif action == "is-active":
         out("".join("active\n" for _ in words[1:]) or "active\n")
     elif action == "is-enabled":
@@ -759,6 +1174,13 @@ def systemctl(call: Call) -> int:
             out(
                 f"* {unit} - {unit}\n     Loaded: loaded\n     Active: active (running) since Mon 2024-11-25 03:00:00 UTC\n"
             )
+    elif action == "reboot":
+        # The host "comes back" at once with a new boot id (it never goes down: sshd keeps running).
+        boot_id = os.path.join(call.root, "proc", "sys", "kernel", "random", "boot_id")
+        if os.path.exists(boot_id):
+            hexits = os.urandom(16).hex()
+            with open(boot_id, "w", encoding="utf-8") as target:
+                target.write(f"{hexits[:8]}-{hexits[8:12]}-{hexits[12:16]}-{hexits[16:20]}-{hexits[20:]}\n")
     return 0
 
 
@@ -771,36 +1193,120 @@ def nginx(call: Call) -> int:
     return 0
 
 
+CURL_VALUE_OPTIONS = (
+    "-o", "--output", "-w", "--write-out", "-H", "--header", "-X", "--request", "-d", "--data", "-u", "--user",
+    "-m", "--max-time", "--connect-timeout", "-A", "--user-agent", "-e", "--referer", "--retry", "-T", "-F",
+)  # fmt: skip
+
+
 def curl(call: Call) -> int:
-    text = " ".join(call.args)
-    if "%{http_code}" in text or "%{response_code}" in text:
-        out("200")
-    elif "-I" in call.args or "--head" in call.args:
+    from urllib.parse import urlsplit
+
+    options, words = options_and_words(call.args, CURL_VALUE_OPTIONS)
+    write_out = option_value(call.args, ("-w", "--write-out"))
+    output = option_value(call.args, ("-o", "--output"))
+    silent = has_flag(options, "s", "--silent")
+    show_error = has_flag(options, "S", "--show-error")
+    url = urlsplit(words[0] if words and "://" in words[0] else "http://" + (words[0] if words else "localhost"))
+    host = url.hostname or "localhost"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    # A Zpro app's port answers only while pm2 runs it (after `pm2 stop` it refuses, as on a real host).
+    listening = host not in ("localhost", "127.0.0.1", "::1") or app_listening(call, str(port))
+    code = "200" if listening else "000"
+    if listening and ("-I" in options or "--head" in options):
         out("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
-    elif not ("-o" in call.args or "--output" in call.args):
+    elif listening and output is None:
         out('{"status":"ok"}\n')
+    if write_out is not None:
+        text = write_out.replace("%{http_code}", code).replace("%{response_code}", code)
+        out(text.replace("\\n", "\n").replace("\\t", "\t"))
+    if not listening:
+        if not silent or show_error:
+            err(f"curl: (7) Failed to connect to {host} port {port} after 0 ms: Couldn't connect to server\n")
+        return 7
     return 0
+
+
+def migration_files() -> list[str]:
+    """Return the migration files of the backend in the current directory (the defaults when it has none)."""
+    try:
+        return sorted(
+            name for name in os.listdir(os.path.join(current_directory(), *MIGRATIONS_DIR)) if name.endswith(".js")
+        )
+    except OSError:
+        return list(MIGRATIONS)
 
 
 def npx(call: Call) -> int:
     if "sequelize" in call.args or "sequelize-cli" in call.args:
         out("\nSequelize CLI [Node: 20.18.0, CLI: 6.6.2, ORM: 6.37.3]\n\n")
+        migrations = migration_files()
+        applied = list(load_state(call, "migrations", list(MIGRATIONS)))
         if "db:migrate:status" in call.args:
-            out('Loaded configuration file "dist/config/database.js".\n')
-            out("".join(f"up {migration}\n" for migration in MIGRATIONS))
+            out('Loaded configuration file "dist/config/database.js".\nUsing environment "production".\n')
+            out("".join(f"{'up' if name in applied else 'down'} {name}\n" for name in migrations))
         elif "db:migrate" in call.args:
-            out("No migrations were executed, database schema was already up to date.\n")
+            out('Loaded configuration file "dist/config/database.js".\nUsing environment "production".\n')
+            pending = [name for name in migrations if name not in applied]
+            if not pending:
+                out("No migrations were executed, database schema was already up to date.\n")
+            for name in pending:
+                out(f"== {name[:-3]}: migrating =======\n== {name[:-3]}: migrated (0.031s)\n\n")
+            save_state(call, "migrations", applied + pending)
     return 0
 
 
+def read_package(directory: str) -> dict[str, Any] | None:
+    """Return the package.json of a directory, or None when it has none (or it does not parse)."""
+    import json
+
+    try:
+        with open(os.path.join(directory, "package.json"), encoding="utf-8") as source:
+            package = json.load(source)
+    except (OSError, ValueError):
+        return None
+    return package if isinstance(package, dict) else None
+
+
+def write_inside(call: Call, path: str, text: str) -> None:
+    """Write a file the real command would leave behind, only when it lies inside the sandbox root."""
+    if call.inside_root(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as target:
+            target.write(text)
+
+
 def npm(call: Call) -> int:
-    options, words = options_and_words(call.args)
+    options, words = options_and_words(call.args, ("--prefix", "-w", "--workspace", "--loglevel"))
+    directory = current_directory()
+    package = read_package(directory)
     if "-v" in options or "--version" in options:
         out("10.8.2\n")
-    elif words[:1] in (["install"], ["i"], ["ci"]):
-        out("\nup to date, audited 1180 packages in 3s\n")
-    elif words[:1] == ["run"] and len(words) > 1:
-        out(f"\n> {words[1]}\n> quasar build\n\n Build succeeded\n")
+    elif words[:1] in (["install"], ["i"], ["ci"], ["update"]):
+        if "--force" in options:
+            err("npm warn using --force Recommended protections disabled.\n")
+        if package is not None:
+            write_inside(call, os.path.join(directory, "node_modules", ".package-lock.json"),
+                         to_json({"name": package.get("name", ""), "lockfileVersion": 3, "packages": {}}) + "\n")  # fmt: skip
+        out("\nadded 1180 packages, and audited 1181 packages in 3s\n\nfound 0 vulnerabilities\n")
+    elif words[:1] in (["run"], ["run-script"]) and len(words) > 1:
+        if package is None:
+            err(f"npm error code ENOENT\nnpm error syscall open\nnpm error path {directory}/package.json\n"
+                "npm error enoent Could not read package.json\n")  # fmt: skip
+            return 254
+        scripts = package.get("scripts") if isinstance(package.get("scripts"), dict) else {}
+        script = scripts.get(words[1]) if scripts else None
+        if script is None:
+            err(
+                f'npm error Missing script: "{words[1]}"\nnpm error\nnpm error To see a list of scripts, run:\nnpm error   npm run\n'
+            )
+            return 1
+        out(f"\n> {package.get('name', '')}@{package.get('version', '')} {words[1]}\n> {script}\n\n")
+        if "quasar build" in str(script):
+            write_inside(
+                call, os.path.join(directory, "dist", "spa", "index.html"), "<!doctype html><title>Zpro</title>\n"
+            )
+            out(" Build succeeded\n")
     return 0
 
 
@@ -835,9 +1341,7 @@ def pg_dump(call: Call) -> int:
 
 
 def pg_restore(call: Call) -> int:
-    if "-l" in call.args or "--list" in call.args:
-        out(pg_restore_listing())
-    return 0
+    return inner_command(call, ["pg_restore", *call.args], call.stdin_bytes)
 
 
 def unzip(call: Call) -> int:
@@ -952,6 +1456,7 @@ DEFAULTS = {
     "redis-cli": redis_cli,
     "pg_dump": pg_dump,
     "pg_restore": pg_restore,
+    "psql": psql,
     "unzip": unzip,
     "ufw": ufw,
     "sudo": sudo,
