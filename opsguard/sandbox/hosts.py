@@ -78,7 +78,7 @@ _LAYOUT_DIRS = ("home", "var", "etc", "opt", "run", "tmp", "root", "boot", "proc
 FAST_VARS: dict[str, float] = {
     "poll_every": 0.05,  # between two looks of a polled check
     "stable_for": 0.3,  # pm2 restart counts must stay unchanged this long
-    "health_wait": 3.0,  # for the backend / the compose services to answer after the restart
+    "health_wait": 2.0,  # for the backend / the compose services to answer after the restart
     "settle_wait": 2.0,  # for services to settle after an OS update
     "reboot_wait": 5.0,  # for the host to come back after a reboot
 }
@@ -280,7 +280,7 @@ class SandboxHosts:
             "compose_dir": str(root / "opt" / "stack"),
             "reboot_required_file": str(root / "var" / "run" / "reboot-required"),
             "pm2_log_dir": str(root / "home" / DEPLOY_USER / ".pm2" / "logs"),
-            "disk_paths": [str(root), str(root / "var")],
+            "disk_paths": [f"{root}/", str(root / "var")],  # the host's / and /var
             "boot_dir": str(root / "boot"),
             "boot_id_file": str(root / BOOT_ID_FILE),
             "dpkg_lock_files": [str(root / path) for path in DPKG_LOCK_FILES],

@@ -777,7 +777,9 @@ def template_action(action: str, value: Any) -> str:
         return arguments[1].join(go_text(item) for item in (items or []))
     if function == "index" and len(arguments) == 2:
         mapping = field(value, arguments[0])
-        return go_text(mapping.get(arguments[1]) if isinstance(mapping, dict) else None)
+        if isinstance(mapping, dict):
+            return go_text(mapping.get(arguments[1], ""))  # Go: a missing map key gives the zero value, ""
+        return go_text(None)
     if function in ("lower", "upper") and len(arguments) == 1:
         text = go_text(field(value, arguments[0]))
         return text.lower() if function == "lower" else text.upper()
@@ -1303,9 +1305,8 @@ def npm(call: Call) -> int:
             return 1
         out(f"\n> {package.get('name', '')}@{package.get('version', '')} {words[1]}\n> {script}\n\n")
         if "quasar build" in str(script):
-            write_inside(
-                call, os.path.join(directory, "dist", "spa", "index.html"), "<!doctype html><title>Zpro</title>\n"
-            )
+            index = f"<!doctype html><title>Zpro {package.get('version', '')}</title>\n"
+            write_inside(call, os.path.join(directory, "dist", "spa", "index.html"), index)
             out(" Build succeeded\n")
     return 0
 
