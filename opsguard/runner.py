@@ -90,6 +90,7 @@ class PlanRunner:
         connect: Connector | None = None,
         stream: bool = True,
         confirm: Callable[[], None] | None = None,
+        json_output: bool = False,
     ) -> None:
         self.plan = plan
         self.host = host
@@ -100,6 +101,7 @@ class PlanRunner:
         self.connect = connect
         self.stream = stream
         self.confirm = confirm
+        self.json_output = json_output
         self.facts: dict[str, str] = {key: str(value) for key, value in plan.params.items() if value is not None}
         self.summary = RunSummary(host=host.name, playbook=plan.playbook)
         self._downtime_started: float | None = None
@@ -273,8 +275,11 @@ class PlanRunner:
     def _printer(self) -> Callable[[str, str], None]:
         prefix = f"{self.host.name} | "
 
+        # With --json, stdout carries only the JSON summary: a host's output goes to stderr.
+        to_stdout = not self.json_output
+
         def show(stream_name: str, line: str) -> None:
-            print(prefix + line, file=sys.stdout if stream_name == "stdout" else sys.stderr, flush=True)
+            print(prefix + line, file=sys.stdout if stream_name == "stdout" and to_stdout else sys.stderr, flush=True)
 
         return show
 

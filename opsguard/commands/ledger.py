@@ -28,7 +28,7 @@ def describe(record: dict[str, Any]) -> str:
         return f"snapshot failed ({record.get('stage')}): {record.get('error')}"
     if event == "step":
         if record.get("phase") == "started":
-            return f"step started: {record.get('step')}"
+            return f"step started, no end recorded: {record.get('step')}"
         status = record.get("exit_status")
         return f"step {record.get('result')}: {record.get('step')}" + (f" (exit {status})" if status is not None else "")
     if event == "run-ended":
@@ -58,7 +58,11 @@ def ledger(app: object, host: str | None, as_json: bool, last: int) -> None:
     if not records:
         click.echo(f"ledger {Ledger(inventory.settings.state_dir).path}: no records" + (f" for {host}" if host else ""))
         return
+    # A step's "started" record only matters when no "ended" follows (a crash mid-step): show those alone.
+    ended = {(r.get("run_id"), r.get("step")) for r in records if r.get("event") == "step" and r.get("phase") == "ended"}
     for record in records:
+        if record.get("event") == "step" and record.get("phase") == "started" and (record.get("run_id"), record.get("step")) in ended:
+            continue
         click.echo(f"{record.get('time', '?')}  {record.get('host', '?'):6}  {record.get('run_id', '?')}  {describe(record)}")
 
 

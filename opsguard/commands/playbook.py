@@ -61,6 +61,7 @@ def _run_plan(
         reason=reason or f"{plan.playbook} via opsguard",
         overwrite_snapshot=overwrite_snapshot,
         confirm=confirm if plan.kind == "change" else None,
+        json_output=as_json,
     )
     summary = runner.run()
     if as_json:

@@ -21,7 +21,6 @@ _MUTATING: dict[str, tuple[str, ...]] = {
     "reboot": (),
     "shutdown": (),
     "certbot": (),
-    "needrestart": ("-r",),
 }
 
 
@@ -32,6 +31,10 @@ def is_mutating_call(argv: list[str]) -> bool:
     if argv[0] == "sudo":
         # sudo -n -iu USER -- sh -c 'CMD': the inner command is recorded as its own call by its stub.
         return False
+    if argv[0] == "needrestart":
+        # -r a / -r i restart services; -r l (list) and -b (batch report) only read.
+        modes = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-r"] + [w[2:] for w in argv if w.startswith("-r") and len(w) > 2]
+        return any(mode in ("a", "i") for mode in modes)
     words = _MUTATING.get(argv[0])
     if words is None:
         return False
