@@ -71,7 +71,7 @@ STUB_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 RULE_KEYS = frozenset(
-    {"prefix", "regex", "times", "stdout", "stdout_file", "stderr", "exit", "sleep", "drop", "write_file"}
+    {"prefix", "regex", "times", "stdout", "stdout_file", "stderr", "exit", "sleep", "drop", "write_file", "default"}
 )
 _LAYOUT_DIRS = ("home", "var", "etc", "opt", "run", "tmp", "root", "boot", "proc", "stub-state")
 # Playbook waits for hosts whose stub services answer at once (seconds; the real defaults are 5-900 s).

@@ -21,7 +21,7 @@ Zpro containers), so ``docker inspect`` / ``docker compose ps -q`` agree with ea
 
 A rule: {"prefix": [argv...]} and/or {"regex": "..."} (searched in the space-joined argv), an
 optional "times": N (the rule applies N times, then is skipped), and what to do: "write_file"
-{path, text} (or a list), "stdout", "stdout_file", "stderr", "sleep" (seconds), "drop": true
+{path, text} (or a list), "stdout", "stdout_file", "stderr", "sleep" (seconds), "default": true (then answer as by default), "drop": true
 (SIGKILL this SSH session's sshd processes, so the client sees the connection die mid-command),
 "exit". Rules never match a `sudo` call unless their prefix starts with "sudo": sudo runs the
 inner command, which is matched on its own.
@@ -147,7 +147,11 @@ def main() -> int:
     call = Call(root, argv, stdin_bytes, str(config.get("profile", "zpro")))
     rule = select_rule(root, config.get("rules", []), argv)
     if rule is not None:
-        return apply_rule(call, rule, session_pids)
+        status = apply_rule(call, rule, session_pids)
+        # "default": true — the rule only adds its effects (e.g. a sleep that scales a real
+        # duration for benchmarks); the command then answers as a healthy host would.
+        if not rule.get("default") or status != 0:
+            return status
     handler = DEFAULTS.get(name)
     return handler(call) if handler else 0
 
