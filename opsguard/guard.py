@@ -105,6 +105,41 @@ class SnapshotReceipt:
         return time.monotonic() - self.verified_monotonic
 
 
+class HostConnection:
+    """The run's one SSH connection to a host, re-openable after a reboot.
+
+    Sessions and the remote lock hold this object, not the transport connection, so after
+    ``reconnect()`` every holder uses the new connection.
+    """
+
+    def __init__(self, host: Host, settings: Settings, connect: Connector) -> None:
+        self.host = host
+        self.settings = settings
+        self._connect = connect
+        self._inner = connect(host, settings)
+
+    def run(self, command: str, **options: Any) -> CommandResult:
+        """Given a command and transport options, run it on the host and return its result."""
+        return self._inner.run(command, **options)
+
+    def upload(self, local_path: Path, remote_path: str, *, mode: int | None = None) -> None:
+        """Given a local file and a remote path, copy the file over SFTP."""
+        self._inner.upload(local_path, remote_path, mode=mode)
+
+    def reconnect(self) -> None:
+        """Close the current connection and open a new one; raise OutcomeUnknown while the host is down.
+
+        SAFETY: the new connection goes through the same strict host-key check as the first.
+        """
+        with suppress(Exception):
+            self._inner.close()
+        self._inner = self._connect(self.host, self.settings)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._inner.close()
+
+
 class ChangeSession:
     """A session on one host. With a receipt it may run mutating steps; without, it is read-only.
 
@@ -119,7 +154,7 @@ class ChangeSession:
         settings: Settings,
         ledger: Ledger,
         run_id: str,
-        connection: Connection | None,
+        connection: HostConnection | None,
         receipt: SnapshotReceipt | None,
     ) -> None:
         if key is not _SESSION_KEY:
@@ -202,7 +237,11 @@ class ChangeSession:
 
         self._mutating(step_name, f"sftp put {local_path} {remote_path}", transfer, (0,))
 
-    def _connection(self) -> Connection:
+    def reconnect(self) -> None:
+        """Re-open the SSH connection (after a reboot); raise OutcomeUnknown while the host is down."""
+        self._connection().reconnect()
+
+    def _connection(self) -> HostConnection:
         if self.connection is None:
             raise Refused(f"host {self.host.name}: this session has no SSH connection (snapshot only); refused")
         return self.connection
@@ -484,7 +523,7 @@ def read_only_session(
     """Given a host, yield a read-only session over one SSH connection; it refuses every mutating step."""
     loaded = _load(inventory)
     target = loaded.host(host) if isinstance(host, str) else host
-    connection = (connect or _connect_default)(target, loaded.settings)
+    connection = HostConnection(target, loaded.settings, connect or _connect_default)
     session = ChangeSession(
         _SESSION_KEY,
         host=target,
@@ -558,7 +597,7 @@ def snapshot_guard(
         check_identity(target, facts, resolve or resolve_address)
         local_lock.acquire(owner)
         if ssh and connection is None:
-            connection = (connect or _connect_default)(target, settings)
+            connection = HostConnection(target, settings, connect or _connect_default)
             opened_connection = True
         if connection is not None:
             remote_lock = RemoteLock(connection, target.name, target.remote_lock)

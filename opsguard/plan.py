@@ -42,6 +42,7 @@ class Poll:
     every: float
     within: float
     hold: float = 0.0
+    reconnect: bool = False  # the host may drop the connection meanwhile (a reboot): re-open it and go on
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,11 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "sudo_user": step.sudo_user,
             "check": step.check.description if step.check else None,
             "facts": list(step.facts.names) if step.facts else [],
-            "poll": {"every": step.poll.every, "within": step.poll.within, "hold": step.poll.hold} if step.poll else None,
+            "poll": (
+                {"every": step.poll.every, "within": step.poll.within, "hold": step.poll.hold, "reconnect": step.poll.reconnect}
+                if step.poll
+                else None
+            ),
             "downtime": step.downtime,
             "why": step.why,
         }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,7 +222,17 @@ class PlanRunner:
         deadline = time.monotonic() + step.poll.within
         passing_since: float | None = None
         while True:
-            passed = self._attempt(session, step, command, final=False)
+            try:
+                passed = self._attempt(session, step, command, final=False)
+            except OutcomeUnknown:
+                if not step.poll.reconnect or time.monotonic() >= deadline:
+                    raise
+                # Expected while the host reboots: wait, re-open the connection, look again.
+                log(f"{self.host.name}: [{step.name}] host not answering (rebooting?); reconnecting")
+                time.sleep(step.poll.every)
+                with suppress(OutcomeUnknown):
+                    session.reconnect()
+                continue
             now = time.monotonic()
             if passed:
                 passing_since = passing_since if passing_since is not None else now

@@ -158,7 +158,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             Step(
                 name="reboot required? (reported, not done)",
                 command=(
-                    f"if [ -e {quote(reboot_file)} ]; then echo reboot_required=yes; cat {quote(reboot_file + '.pkgs')} 2>/dev/null; "
+                    f"if [ -e {quote(reboot_file)} ]; then echo reboot_required=yes; cat {quote(reboot_file + '.pkgs')} 2>/dev/null || true; "
                     "else echo reboot_required=no; fi"
                 ),
                 mutates=False,
@@ -369,7 +369,9 @@ def _back_after_reboot_step(boot_id_file: str, every: float, within: float) -> S
         command=command,
         mutates=False,
         timeout=300,
-        poll=Poll(every=max(every, 10.0), within=within),
+        # reconnect: the reboot drops the SSH connection; the runner re-opens it (strict host keys
+        # again) until the host answers or reboot_wait runs out.
+        poll=Poll(every=every, within=within, reconnect=True),
         why="a new boot id shows the reboot happened; is-system-running --wait waits for boot to finish",
     )
 

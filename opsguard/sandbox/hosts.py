@@ -80,7 +80,7 @@ FAST_VARS: dict[str, float] = {
     "stable_for": 0.3,  # pm2 restart counts must stay unchanged this long
     "health_wait": 2.0,  # for the backend / the compose services to answer after the restart
     "settle_wait": 2.0,  # for services to settle after an OS update
-    "reboot_wait": 5.0,  # for the host to come back after a reboot
+    "reboot_wait": 20.0,  # for the host to come back; the reboot fires 5 s after its step, so this outlasts it
 }
 DPKG_LOCK_FILES = (
     "var/lib/dpkg/lock-frontend",

@@ -21,7 +21,7 @@ Zpro containers), so ``docker inspect`` / ``docker compose ps -q`` agree with ea
 
 A rule: {"prefix": [argv...]} and/or {"regex": "..."} (searched in the space-joined argv), an
 optional "times": N (the rule applies N times, then is skipped), and what to do: "write_file"
-{path, text} (or a list), "stdout", "stdout_file", "stderr", "sleep" (seconds), "default": true (then answer as by default), "drop": true
+{path, text} (or a list), "stdout", "stdout_file", "stderr", "sleep" (seconds), "default": true (then answer as by default), "drop": true (or "all": every connection of the host, as a reboot)
 (SIGKILL this SSH session's sshd processes, so the client sees the connection die mid-command),
 "exit". Rules never match a `sudo` call unless their prefix starts with "sudo": sudo runs the
 inner command, which is matched on its own.
@@ -235,6 +235,30 @@ def sshd_session_pids(root: str) -> list[int]:
     return []
 
 
+def sshd_all_session_pids(root: str) -> list[int]:
+    """Return the pids of every SSH connection of this host (children of its listener): a reboot ends them all.
+
+    SAFETY: only children of the host's own listener (pid in <root>/sshd.pid).
+    """
+    try:
+        with open(os.path.join(root, "sshd.pid"), encoding="utf-8") as pid_file:
+            listener = int(pid_file.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat_file:
+                fields = stat_file.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == listener:
+            children.append(int(entry))
+    return children
+
+
 # -- rules -----------------------------------------------------------------------------------------
 
 
@@ -349,6 +373,9 @@ def apply_rule(call: Call, rule: dict[str, Any], session_pids: list[int]) -> int
     sys.stderr.flush()
     if rule.get("sleep"):
         time.sleep(float(rule["sleep"]))
+    if rule.get("drop") == "all":
+        # "all": like a reboot, every connection of this host dies, not only the caller's.
+        session_pids = sshd_all_session_pids(call.root)
     if rule.get("drop"):
         import contextlib
         import signal
