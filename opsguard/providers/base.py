@@ -67,7 +67,7 @@ class SnapshotProgress:
     """One poll of a snapshot in progress."""
 
     state: str  # raw provider state, e.g. "pending", "complete", "sent", "success"
-    finished: bool  # the provider reached a known final success state (still to be verified)
+    finished: bool  # a known final success state AND the instance is free again (still to be verified)
     failed: bool  # the provider reached a known final failure state (error, deleted, 404)
     detail: str = ""
 

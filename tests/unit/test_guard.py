@@ -198,6 +198,6 @@ def test_guard_needs_instance_id(tmp_path: Path) -> None:
 
 def test_poll_gap_grows_with_wait_and_respects_bounds() -> None:
     assert poll_gap(0, 15) == 1.0
-    assert poll_gap(100, 15) == pytest.approx(5.0)
+    assert poll_gap(100, 15) == pytest.approx(4.8)
     assert poll_gap(1000, 15) == 15
     assert poll_gap(1000, 0.2) == 0.2
