@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from opsguard.sandbox.hosts import SandboxHosts
 from tests.fixtures.cli_fixtures import CliResult
 from tests.integration.guard_support import (
     UPGRADE,
     GuardWorld,
     GuardWorlds,
-    StartSimulator,
     faults,
     foreign_owner,
     merged,
@@ -27,17 +25,6 @@ from tests.integration.guard_support import (
 pytestmark = pytest.mark.integration
 
 SLOW_SNAPSHOTS = {"vultr": {"snapshot_seconds": 1.0}, "hostinger": {"snapshot_seconds": 1.0}}
-
-
-@pytest.fixture
-def worlds(
-    fresh_hosts: SandboxHosts,
-    simulator: StartSimulator,
-    tmp_path: Path,
-    isolated_environment: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> GuardWorlds:
-    return GuardWorlds(fresh_hosts, simulator, tmp_path, isolated_environment, monkeypatch)
 
 
 def run_together(world: GuardWorld, *runs: tuple[tuple[str, ...], dict[str, str]]) -> list[CliResult]:

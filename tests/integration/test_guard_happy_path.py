@@ -14,30 +14,17 @@ from typing import Any
 
 import pytest
 
-from opsguard.sandbox.hosts import SandboxHosts
 from tests.integration.guard_support import (
     INSTANCE_OF,
     PROVIDER_OF,
     UPGRADE,
     GuardWorld,
     GuardWorlds,
-    StartSimulator,
 )
 
 pytestmark = pytest.mark.integration
 
 RECEIPT_FIELDS = ("host", "provider", "instance", "snapshot_id", "created_at", "verified_at", "expires_at", "run_id")
-
-
-@pytest.fixture
-def worlds(
-    fresh_hosts: SandboxHosts,
-    simulator: StartSimulator,
-    tmp_path: Path,
-    isolated_environment: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> GuardWorlds:
-    return GuardWorlds(fresh_hosts, simulator, tmp_path, isolated_environment, monkeypatch)
 
 
 def parse_time(text: str) -> datetime:

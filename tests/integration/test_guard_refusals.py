@@ -16,12 +16,10 @@ from typing import Any
 import pytest
 
 from opsguard.errors import ReceiptExpired
-from opsguard.sandbox.hosts import SandboxHosts
 from tests.fixtures.cli_fixtures import CliResult
 from tests.integration.guard_support import (
     GuardWorld,
     GuardWorlds,
-    StartSimulator,
     closed_port,
     faults,
     foreign_owner,
@@ -34,17 +32,6 @@ from tests.integration.guard_support import (
 pytestmark = pytest.mark.integration
 
 Overrides = dict[str, Any]
-
-
-@pytest.fixture
-def worlds(
-    fresh_hosts: SandboxHosts,
-    simulator: StartSimulator,
-    tmp_path: Path,
-    isolated_environment: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> GuardWorlds:
-    return GuardWorlds(fresh_hosts, simulator, tmp_path, isolated_environment, monkeypatch)
 
 
 def assert_nothing_changed(world: GuardWorld, host: str, *, snapshot_posts: int = 0) -> None:

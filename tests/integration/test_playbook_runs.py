@@ -10,7 +10,6 @@ preflight before any snapshot; a read-only session refuses every plan at its fir
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from opsguard.guard import ChangeSession, read_only_session
 from opsguard.inventory import load_inventory
 from opsguard.plan import Step, render
 from opsguard.playbooks import build_plan
-from opsguard.sandbox.hosts import SandboxHosts
-from opsguard.sandbox.simulator import Simulator
 from opsguard.sandbox.stubs.stub import repo_digest
 from tests.integration.playbook_support import (
     APT_ENV,
@@ -35,20 +32,12 @@ from tests.integration.playbook_support import (
     disk_full_rule,
     json_summary,
     position,
-    start_world,
     starts,
 )
 
 pytestmark = pytest.mark.integration
 
 PM2_CHANGES = ("stop", "restart", "reload", "start", "delete")
-
-
-@pytest.fixture
-def world(
-    fresh_hosts: SandboxHosts, simulator: Callable[..., Simulator], tmp_path: Path, isolated_environment: Path
-) -> PlaybookWorld:
-    return start_world(fresh_hosts, simulator, tmp_path, isolated_environment)
 
 
 def assert_changes_after_snapshot(world: PlaybookWorld, host: str) -> list[list[str]]:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from opsguard.sandbox.hosts import SandboxHosts
 from tests.fixtures.cli_fixtures import CliResult
-from tests.integration.guard_support import UPGRADE, GuardWorld, GuardWorlds, StartSimulator
+from tests.integration.guard_support import UPGRADE, GuardWorld, GuardWorlds
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +22,6 @@ HOSTINGER_TOKEN = "tok-SECRET-hostinger-9c1e"
 WRONG_TOKEN = "tok-SECRET-wrong-5d2b"
 SECRETS = (VULTR_TOKEN, HOSTINGER_TOKEN, WRONG_TOKEN, "SECRET")
 TOKENS = {"vultr": {"token": VULTR_TOKEN}, "hostinger": {"token": HOSTINGER_TOKEN}}
-
-
-@pytest.fixture
-def worlds(
-    fresh_hosts: SandboxHosts,
-    simulator: StartSimulator,
-    tmp_path: Path,
-    isolated_environment: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> GuardWorlds:
-    return GuardWorlds(fresh_hosts, simulator, tmp_path, isolated_environment, monkeypatch)
 
 
 def every_command(world: GuardWorld, debug: tuple[str, ...]) -> list[tuple[str, CliResult]]:

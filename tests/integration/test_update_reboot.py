@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from opsguard import ledger as events
-from tests.integration.playbook_support import PlaybookWorld, start_world
-
-
-@pytest.fixture
-def world(fresh_hosts, simulator, tmp_path, isolated_environment) -> PlaybookWorld:  # type: ignore[no-untyped-def]
-    return start_world(fresh_hosts, simulator, tmp_path, isolated_environment)
+from tests.integration.playbook_support import PlaybookWorld
 
 
 def reboot_that_drops_the_connection(world: PlaybookWorld, host: str) -> None:
