@@ -452,13 +452,11 @@ def report(cases: list[Case], runs: int, quick: bool) -> tuple[list[str], list[s
                  f"{'met' if gaps >= 0.999 else 'MISSED'}).")
     bursts = {item.provider: max(run.max_in_window for run in item.runs) for item in ours}
     lines.append(
-        "- \"Never more than one request a second\" taken literally: not met, once per snapshot. At completion the "
-        "poll that sees \"finished\" is followed at once by the instance check (`wait_for_snapshot` reads "
-        "`instance_facts` once after \"finished\"), and for Hostinger also by `poll_snapshot`'s own VM read on action "
-        f"success: {', '.join(f'{count} requests ({provider})' for provider, count in sorted(bursts.items()))} within a "
-        "few milliseconds; verification then follows at once (1 request for Vultr, 3 for Hostinger). Spacing these "
-        "out by 1 s would add 1–2 s to every wait, against the delay target; the Hostinger double VM read is "
-        "redundant and could go (opsguard/providers/hostinger.py, not changed here)."
+        "- \"Never more than one request a second\" taken literally: not met, once per snapshot. Hostinger's "
+        "noticing poll is two requests (the action, then the VM, which must be unlocked again), and verification "
+        "follows at once (1 request for Vultr, 3 for Hostinger): "
+        f"{', '.join(f'{count} requests ({provider})' for provider, count in sorted(bursts.items()))} within one second "
+        "at most. Spacing these out by 1 s would add 1–3 s to every wait, against the delay target."
     )
     for provider in sorted(bursts):
         long_waits = [item for item in ours if item.provider == provider and item.duration >= 600]
