@@ -419,7 +419,7 @@ def report(cases: list[Case], runs: int, quick: bool) -> tuple[list[str], list[s
         "",
         "Delay = end of the wait (`wait_for_snapshot` returned: a poll saw the snapshot finished and the instance "
         "check passed) − completion time recorded by the simulator. Requests = simulator journal entries from the "
-        "create answer to the start of verification (polls + instance checks); \"whole guard\" also counts "
+        "create answer to the start of verification (polls, including Hostinger's VM read); \"whole guard\" also counts "
         "preflight, create and verify. Min poll gap = shortest time between two progress polls; max/1 s = most "
         "requests in any 1-second window of the wait. Worst case = the largest, over the runs, of (end of the wait "
         "− the last poll the simulator answered before the completion): the delay had the snapshot finished just "
