@@ -1,0 +1,57 @@
+"""`opsguard restore HOST --snapshot ID`: the last resort, behind a typed confirmation of the host name."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.guard_support import GuardWorld, GuardWorlds
+
+
+def restore_posts(world: GuardWorld) -> list[dict[str, object]]:
+    return [r for r in world.sim.journal() if r["method"] == "POST" and "restore" in str(r["path"])]
+
+
+def test_restore_refuses_without_terminal_or_typed_host(worlds: GuardWorlds) -> None:
+    world = worlds()
+    snapshot = json.loads(world.cli("snapshot", "chat", "--json").stdout)["snapshot_id"]
+
+    result = world.cli("restore", "chat", "--snapshot", snapshot)
+
+    assert result.exit_code == 3, result.output
+    assert "--yes-i-typed-the-host chat" in result.stderr
+    assert restore_posts(world) == []
+
+
+def test_restore_refuses_when_typed_host_is_another(worlds: GuardWorlds) -> None:
+    world = worlds()
+    snapshot = json.loads(world.cli("snapshot", "chat", "--json").stdout)["snapshot_id"]
+
+    result = world.cli("restore", "chat", "--snapshot", snapshot, "--yes-i-typed-the-host", "chat2")
+
+    assert result.exit_code == 3, result.output
+    assert "typed 'chat2', not 'chat'" in result.stderr
+    assert restore_posts(world) == []
+
+
+def test_restore_starts_provider_restore_and_records_it_when_host_typed(worlds: GuardWorlds) -> None:
+    world = worlds()
+    snapshot = json.loads(world.cli("snapshot", "chat", "--json").stdout)["snapshot_id"]
+
+    result = world.cli("restore", "chat", "--snapshot", snapshot, "--yes-i-typed-the-host", "chat")
+
+    assert result.exit_code == 0, result.output
+    (post,) = restore_posts(world)
+    assert snapshot in json.dumps(post["body"])
+    end = world.last_run_end("chat")
+    assert end["outcome"] == "ok"
+    assert [r for r in world.ledger("chat", "step") if r.get("step") == "restore"]
+
+
+def test_restore_refuses_hostinger_snapshot_that_is_not_the_current_one(worlds: GuardWorlds) -> None:
+    world = worlds()
+
+    result = world.cli("restore", "chat2", "--snapshot", "999999", "--yes-i-typed-the-host", "chat2")
+
+    assert result.exit_code == 3, result.output
+    assert "not 999999" in result.stderr
+    assert restore_posts(world) == []
