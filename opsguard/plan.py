@@ -179,5 +179,6 @@ def format_plan(plan: Plan) -> str:
                 lines.append("  ---- downtime ends: service healthy again ----")
     if plan.rollback:
         lines.append("rollback if it fails:")
-        lines.extend(f"  {line}" for line in plan.rollback)
+        # {snapshot_id} is known only once the snapshot is verified; the plan says what it will be.
+        lines.extend(f"  {line}".replace("{snapshot_id}", "<the snapshot taken before the change>") for line in plan.rollback)
     return "\n".join(lines)

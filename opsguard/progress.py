@@ -24,6 +24,7 @@ class SnapshotWaitReporter:
         self._last_state: str | None = None
         self._last_line = 0.0
         self._live = is_terminal(self.stream)
+        self._line_open = False
 
     def __call__(self, state: str, elapsed: float) -> None:
         """Given the provider's state and seconds waited so far, show progress."""
@@ -31,6 +32,7 @@ class SnapshotWaitReporter:
         if self._live:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()
+            self._line_open = True
         elif state != self._last_state or time.monotonic() - self._last_line >= self.every:
             log(text, stream=self.stream)
             self._last_line = time.monotonic()
@@ -38,6 +40,14 @@ class SnapshotWaitReporter:
 
     def done(self, message: str) -> None:
         """Given the closing message, end the live line and print it."""
-        if self._live:
+        if self._line_open:
             self.stream.write("\r\033[K")
+            self._line_open = False
         log(message, stream=self.stream)
+
+    def close(self) -> None:
+        """End a live line still open (the wait ended in an error), so the next message starts on its own line."""
+        if self._line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_open = False

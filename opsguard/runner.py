@@ -141,6 +141,12 @@ class PlanRunner:
 
     def _guarded(self, session: ChangeSession) -> None:
         reporter = SnapshotWaitReporter(self.host.name)
+        try:
+            self._change_under_guard(session, reporter)
+        finally:
+            reporter.close()
+
+    def _change_under_guard(self, session: ChangeSession, reporter: SnapshotWaitReporter) -> None:
         with snapshot_guard(
             self.host,
             reason=self.reason,

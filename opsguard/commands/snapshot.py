@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 
 import click
 
 from opsguard.confirm import confirm_change
 from opsguard.durations import parse_duration
 from opsguard.errors import ConfigError, StepFailed
+from opsguard.inventory import Host, Inventory
 from opsguard.output import log, print_json
 from opsguard.progress import SnapshotWaitReporter
 
@@ -36,17 +38,20 @@ def snapshot(app: object, host: str, reason: str, as_json: bool, overwrite_snaps
     inventory = app.inventory()  # type: ignore[attr-defined]
     target = inventory.host(host)
     reporter = SnapshotWaitReporter(target.name)
-    with snapshot_guard(
-        target,
-        reason=reason,
-        inventory=inventory,
-        ssh=False,
-        overwrite_snapshot=overwrite_snapshot,
-        on_progress=reporter,
-        command="snapshot",
-    ) as change:
-        assert change.receipt is not None
-        receipt = change.receipt.to_dict()
+    try:
+        with snapshot_guard(
+            target,
+            reason=reason,
+            inventory=inventory,
+            ssh=False,
+            overwrite_snapshot=overwrite_snapshot,
+            on_progress=reporter,
+            command="snapshot",
+        ) as change:
+            assert change.receipt is not None
+            receipt = change.receipt.to_dict()
+    finally:
+        reporter.close()
     reporter.done(f"{target.name}: snapshot {receipt['snapshot_id']} verified complete")
     if as_json:
         print_json(receipt)
@@ -77,7 +82,6 @@ def exec_command(
 
     Exit 0 if CMD exits 0, 1 if it exits non-zero, 3 refused, 4 connection dropped.
     """
-    from opsguard.guard import snapshot_guard
 
     inventory = app.inventory()  # type: ignore[attr-defined]
     target = inventory.host(host)
@@ -104,6 +108,16 @@ def exec_command(
 
     def stream(name: str, line: str) -> None:
         print(f"{target.name} | {line}", file=sys.stdout if name == "stdout" else sys.stderr, flush=True)
+
+    try:
+        _exec_guarded(target, inventory, text, seconds, reason, overwrite_snapshot, reporter, stream)
+    finally:
+        reporter.close()
+
+
+def _exec_guarded(target: Host, inventory: Inventory, text: str, seconds: float, reason: str | None,
+                  overwrite_snapshot: bool, reporter: SnapshotWaitReporter, stream: Callable[[str, str], None]) -> None:
+    from opsguard.guard import snapshot_guard
 
     with snapshot_guard(
         target,

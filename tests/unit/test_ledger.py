@@ -69,3 +69,12 @@ def test_wait_reporter_rewrites_one_live_line_on_terminal() -> None:
     reporter("pending", 5.0)
     reporter("pending", 6.0)
     assert stream.getvalue().count("\r") == 2 and "\n" not in stream.getvalue()
+
+
+def test_wait_reporter_close_ends_open_live_line_after_failure() -> None:
+    stream = FakeTerminal()
+    reporter = SnapshotWaitReporter("chat2", stream=stream)
+    reporter("sent", 6.0)
+    reporter.close()
+    reporter.close()  # idempotent
+    assert stream.getvalue().endswith("'sent'\n")
