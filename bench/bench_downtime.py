@@ -54,7 +54,7 @@ def stub_rules(scale: float) -> dict[str, list[dict[str, object]]]:
     return {"rules": [
         {"regex": r"^npm install", "sleep": sleep("backend npm install"), "default": True},
         {"regex": r"^npm run build", "sleep": sleep("frontend build"), "default": True},
-        {"regex": r"^npx sequelize db:migrate$", "sleep": sleep("migrate"), "default": True},
+        {"regex": r"^npx --no-install sequelize db:migrate$", "sleep": sleep("migrate"), "default": True},
         {"regex": r"^pm2 restart", "sleep": sleep("restart"), "default": True},
     ]}
 

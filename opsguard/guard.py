@@ -117,6 +117,32 @@ class HostConnection:
         self.settings = settings
         self._connect = connect
         self._inner = connect(host, settings)
+        self._allowed_peers: set[str] | None = None
+        self._after_reconnect: list[Callable[[], None]] = []
+
+    def require_peer(self, addresses: set[str]) -> None:
+        """Given the IPs the provider instance has, return if this connection reached one; raise Refused if not.
+
+        SAFETY: the identity check resolved the address once and SSH resolved it again; with several
+        A records or a DNS change in between, the change could land on another machine than the
+        snapshot. Every reconnect is checked the same way.
+        """
+        self._allowed_peers = set(addresses)
+        self._check_peer()
+
+    def after_reconnect(self, action: Callable[[], None]) -> None:
+        """Given an action (e.g. re-taking the remote lock), run it after every successful reconnect."""
+        self._after_reconnect.append(action)
+
+    def _check_peer(self) -> None:
+        peer = getattr(self._inner, "peer_address", None)
+        if self._allowed_peers is None or peer is None:
+            return
+        if peer not in self._allowed_peers:
+            raise Refused(
+                f"host {self.host.name}: SSH reached {peer}, which is not the instance's address "
+                f"({', '.join(sorted(self._allowed_peers))}); refused"
+            )
 
     def run(self, command: str, **options: Any) -> CommandResult:
         """Given a command and transport options, run it on the host and return its result."""
@@ -134,6 +160,9 @@ class HostConnection:
         with suppress(Exception):
             self._inner.close()
         self._inner = self._connect(self.host, self.settings)
+        self._check_peer()
+        for action in self._after_reconnect:
+            action()
 
     def close(self) -> None:
         """Close the connection."""
@@ -255,12 +284,6 @@ class ChangeSession:
         started = time.monotonic()
         try:
             result = action()
-        except KeyboardInterrupt:
-            # Interrupted mid-step: the command may or may not have taken effect.
-            self.unknown_step = step_name
-            self.ledger.append(events.STEP, phase="ended", result=events.UNKNOWN, error="interrupted",
-                               duration=round(time.monotonic() - started, 3), **common)
-            raise
         except OutcomeUnknown as error:
             self.unknown_step = step_name
             self.ledger.append(events.STEP, phase="ended", result=events.UNKNOWN, error=str(error),
@@ -269,6 +292,14 @@ class ChangeSession:
         except OpsguardError as error:
             self.failed_step = step_name
             self.ledger.append(events.STEP, phase="ended", result=events.FAILED, error=str(error),
+                               duration=round(time.monotonic() - started, 3), **common)
+            raise
+        except BaseException as error:
+            # Interrupted mid-step (Ctrl-C) or a local failure (a closed stdout pipe, a bug): we stopped
+            # watching the command, which may or may not have taken effect. Never "failed", never "ok".
+            self.unknown_step = step_name
+            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"local error: {type(error).__name__}"
+            self.ledger.append(events.STEP, phase="ended", result=events.UNKNOWN, error=reason,
                                duration=round(time.monotonic() - started, 3), **common)
             raise
         exit_status = getattr(result, "exit_status", 0)
@@ -285,9 +316,11 @@ class ChangeSession:
         )
         return result
 
-    def mark_failed(self, step_name: str) -> None:
-        """Given a step that failed a check (not by exit code), record it as the failed step."""
+    def mark_failed(self, step_name: str, reason: str = "") -> None:
+        """Given a step that failed a check (not by exit code), record it as the failed step, in the ledger too."""
         self.failed_step = step_name
+        self.ledger.append(events.STEP, phase="check", result=events.FAILED, run_id=self.run_id, host=self.host.name,
+                           step=step_name, error=reason)
 
 
 def resolve_address(address: str) -> set[str]:
@@ -374,6 +407,24 @@ def check_overwrite(host: Host, ledger: Ledger, overwrite_snapshot: bool) -> Non
         f"{last.snapshot_id} is the rollback point and a new Hostinger snapshot would overwrite it; "
         "restore or inspect first, or pass --overwrite-snapshot; refused, nothing was changed"
     )
+
+
+def check_reused_session(host: Host, session: ChangeSession) -> None:
+    """Given the guard's host and a session passed to reuse, return if its connection may carry the change; raise Refused if not.
+
+    SAFETY: the change runs over that session's SSH connection, so it must be open and to this very host;
+    a session of another host would get this host's receipt and change the other host unsnapshotted.
+    """
+    mine = (host.name, host.address, host.port)
+    if (session.host.name, session.host.address, session.host.port) != mine:
+        why = f"is for host {session.host.name}"
+    elif session.closed:
+        why = "has ended"
+    elif session.connection is None:
+        why = "has no SSH connection"
+    else:
+        return
+    raise Refused(f"host {host.name}: the session passed to snapshot_guard {why}; refused, nothing was changed")
 
 
 def wait_for_snapshot(
@@ -590,19 +641,24 @@ def snapshot_guard(
     )
     failure: BaseException | None = None
     try:
+        if session is not None:
+            check_reused_session(target, session)
         try:
             facts = api.instance_facts(instance)
         except ProviderError as error:
             raise explain_provider_error(target, "reading the instance", error) from error
         check_instance_ready(target, facts)
-        check_identity(target, facts, resolve or resolve_address)
+        matching = check_identity(target, facts, resolve or resolve_address)
         local_lock.acquire(owner)
         if ssh and connection is None:
             connection = HostConnection(target, settings, connect or _connect_default)
             opened_connection = True
         if connection is not None:
+            connection.require_peer(matching)
             remote_lock = RemoteLock(connection, target.name, target.remote_lock)
             remote_lock.acquire(owner)
+            # A reboot empties /run/lock: take the lock again as soon as the host answers.
+            connection.after_reconnect(remote_lock.reacquire)
         check_overwrite(target, ledger, overwrite_snapshot)
         receipt = take_snapshot(target, settings, api, ledger, run_id, on_progress=on_progress)
         change = ChangeSession(
@@ -625,7 +681,7 @@ def snapshot_guard(
         try:
             if remote_lock is not None:
                 # A release that fails leaves a stale lock dir for `opsguard unlock`; the run still ends in the ledger.
-                with suppress(OpsguardError):
+                with suppress(Exception):
                     remote_lock.release()
             local_lock.release()
             if opened_connection and connection is not None:

@@ -108,6 +108,7 @@ class RemoteLock:
         self.host = host
         self.lock_dir = lock_dir
         self._run_id: str | None = None
+        self._owner: dict[str, Any] | None = None
 
     def acquire(self, owner: dict[str, Any]) -> None:
         """Given our owner record, create the lock dir; raise LockHeld naming the holder if it exists."""
@@ -124,14 +125,22 @@ class RemoteLock:
         first, _, rest = result.stdout.partition("\n")
         if result.exit_status == 0 and first.strip() == "ACQUIRED":
             self._run_id = owner["run_id"]
+            self._owner = owner
             return
         if first.strip() == "HELD":
             holder = _parse_json(rest)
+            if holder and self._run_id is not None and holder.get("run_id") == self._run_id:
+                return  # still ours (re-taken after a reconnect that did not lose it)
             raise LockHeld(
                 f"host {self.host}: remote lock {self.lock_dir} is held by {describe_owner(holder)}; "
                 f"refused, nothing was changed (if it is stale: opsguard unlock {self.host})"
             )
         raise OutcomeUnknown(f"host {self.host}: could not take the remote lock {self.lock_dir}: {result.stderr.strip() or result.stdout.strip()}")
+
+    def reacquire(self) -> None:
+        """Take the lock again with the same owner (after a reboot emptied /run/lock); raise LockHeld if another run took it."""
+        if self._owner is not None:
+            self.acquire(self._owner)
 
     def release(self) -> None:
         """Remove the lock dir if it is still ours (checks the run id first); idempotent."""

@@ -53,3 +53,40 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+class HostLinePrinter:
+    """Prints a host's output lines with a ``host | `` prefix while a step runs.
+
+    SAFETY: if the reader goes away (``opsguard exec ... | head``), printing fails with a broken
+    pipe in the middle of a change. That must not stop watching the remote command (it would be
+    cut off half-way, e.g. apt inside dpkg): the printer stops printing to that stream, points it at
+    /dev/null so nothing else fails on it, and the step goes on to its real exit status.
+    """
+
+    def __init__(self, host: str, *, stdout_allowed: bool = True) -> None:
+        self.prefix = f"{host} | "
+        self.stdout_allowed = stdout_allowed
+        self._lost: set[int] = set()
+
+    def __call__(self, stream_name: str, line: str) -> None:
+        target = sys.stdout if stream_name == "stdout" and self.stdout_allowed else sys.stderr
+        if id(target) in self._lost:
+            return
+        try:
+            print(self.prefix + line, file=target, flush=True)
+        except OSError:
+            self._lost.add(id(target))
+            _point_at_devnull(target)
+
+
+def _point_at_devnull(stream: TextIO) -> None:
+    """Given a stream whose reader is gone, send its further output (and the final flush) to /dev/null."""
+    import os
+
+    try:
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, stream.fileno())
+        os.close(descriptor)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (captured in tests): nothing more to do

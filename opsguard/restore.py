@@ -61,10 +61,12 @@ def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, type
             raise Refused(f"host {host.name}: Hostinger's current snapshot is {found}, not {snapshot_id}; refused, nothing was changed")
         confirm_typed(host, snapshot_id, typed_host)
         lock.acquire(owner)
+        # From here on the provider may have started replacing the disk: anything that goes wrong
+        # (an error answer, Ctrl-C, a lost connection) leaves the outcome unknown, never "refused".
+        outcome = events.UNKNOWN
         try:
             started = provider.restore_snapshot(instance, snapshot_id)
         except ProviderError as error:
-            outcome = events.UNKNOWN
             raise explain_provider_error(host, "requesting the restore", error) from error
         outcome = events.OK
         ledger.append(events.STEP, run_id=run_id, host=host.name, step="restore", phase="ended", result=events.OK,

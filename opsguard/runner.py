@@ -23,7 +23,7 @@ from opsguard.durations import format_duration
 from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, StepFailed
 from opsguard.guard import ChangeSession, Connector, read_only_session, snapshot_guard
 from opsguard.inventory import Host, Inventory
-from opsguard.output import log, paint
+from opsguard.output import HostLinePrinter, log, paint
 from opsguard.plan import Plan, Step, render
 from opsguard.progress import SnapshotWaitReporter
 from opsguard.providers.base import Provider
@@ -188,9 +188,9 @@ class PlanRunner:
                     raise Refused(f"host {self.host.name}: preflight step {step.name!r} failed: {error}; "
                                   "refused, nothing was snapshotted or changed") from None
                 if step.mutates:
-                    session.mark_failed(step.name)
+                    session.mark_failed(step.name, str(error))
                 else:
-                    session.mark_failed(f"{phase}: {step.name}")
+                    session.mark_failed(f"{phase}: {step.name}", str(error))
                 raise
             except OutcomeUnknown as error:
                 record.result, record.detail = RESULT_UNKNOWN, str(error)
@@ -290,15 +290,8 @@ class PlanRunner:
         return False
 
     def _printer(self) -> Callable[[str, str], None]:
-        prefix = f"{self.host.name} | "
-
         # With --json, stdout carries only the JSON summary: a host's output goes to stderr.
-        to_stdout = not self.json_output
-
-        def show(stream_name: str, line: str) -> None:
-            print(prefix + line, file=sys.stdout if stream_name == "stdout" and to_stdout else sys.stderr, flush=True)
-
-        return show
+        return HostLinePrinter(self.host.name, stdout_allowed=not self.json_output)
 
     # -- reporting ------------------------------------------------------------------------------
 

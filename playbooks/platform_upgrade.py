@@ -138,7 +138,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         _free_space_step(layout),
         Step(
             name="migration status (recorded)",
-            command=f"cd {quote(layout.app_dir + '/backend')} && npx sequelize db:migrate:status",
+            command=f"cd {quote(layout.app_dir + '/backend')} && npx --no-install sequelize db:migrate:status",
             mutates=False,
             timeout=300,
             sudo_user=layout.deploy_user,
@@ -213,7 +213,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             why="by name, never 'all' (other apps under this pm2 keep running); the error log size is "
             "recorded so only errors of the new version count",
         ),
-        _deploy_step("migrate the database (staged backend)", f"cd {quote(layout.staging + '/backend')} && npx sequelize db:migrate",
+        _deploy_step("migrate the database (staged backend)", f"cd {quote(layout.staging + '/backend')} && npx --no-install sequelize db:migrate",
                      layout, layout.migrate_timeout, "only after the dump was verified; no undo: the rollback is the dump"),
         _move_media_step(layout),
         Step(
@@ -261,7 +261,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         _pm2_stable_step(layout),
         Step(
             name="no migration left down",
-            command=f"cd {quote(layout.app_dir + '/backend')} && npx sequelize db:migrate:status",
+            command=f"cd {quote(layout.app_dir + '/backend')} && npx --no-install sequelize db:migrate:status",
             mutates=False,
             timeout=300,
             sudo_user=layout.deploy_user,

@@ -346,7 +346,8 @@ def _reboot_step(reboot_file: str) -> Step:
         ),
         mutates=True,
         timeout=60,
-        facts=Facts(("reboot_scheduled",), lambda out: {"reboot_scheduled": parse_key_values(out).get("reboot_scheduled", "no")}),
+        # Only "yes" or "no" ever reaches the later command (it is pasted into shell text unquoted).
+        facts=Facts(("reboot_scheduled",), lambda out: {"reboot_scheduled": "yes" if parse_key_values(out).get("reboot_scheduled") == "yes" else "no"}),
         why="only with --allow-reboot and only when the host asks for it",
     )
 

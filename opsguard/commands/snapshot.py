@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Callable
 
 import click
@@ -12,7 +11,7 @@ from opsguard.confirm import confirm_change
 from opsguard.durations import parse_duration
 from opsguard.errors import ConfigError, StepFailed
 from opsguard.inventory import Host, Inventory
-from opsguard.output import log, print_json
+from opsguard.output import HostLinePrinter, log, print_json
 from opsguard.progress import SnapshotWaitReporter
 
 
@@ -106,9 +105,7 @@ def exec_command(
     )
     reporter = SnapshotWaitReporter(target.name)
 
-    def stream(name: str, line: str) -> None:
-        print(f"{target.name} | {line}", file=sys.stdout if name == "stdout" else sys.stderr, flush=True)
-
+    stream = HostLinePrinter(target.name)
     try:
         _exec_guarded(target, inventory, text, seconds, reason, overwrite_snapshot, reporter, stream)
     finally:

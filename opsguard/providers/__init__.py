@@ -56,6 +56,9 @@ def provider_named(name: str, *, for_host: str | None = None, **options: Any) ->
     base_url = os.environ.get(url_variable, "").strip() or default_url
     if not base_url.startswith(("https://", "http://")):
         raise ConfigError(f"{url_variable}={base_url!r} is not an http(s) URL")
+    if base_url.startswith("http://") and not _is_loopback_url(base_url):
+        # SAFETY: the token travels in a header; plain http only to this machine (the simulator).
+        raise ConfigError(f"{url_variable}: plain http is allowed only to a loopback address; use https")
     if name == "vultr":
         from opsguard.providers.vultr import VultrClient
 
@@ -63,6 +66,19 @@ def provider_named(name: str, *, for_host: str | None = None, **options: Any) ->
     from opsguard.providers.hostinger import HostingerClient
 
     return HostingerClient(base_url, token, **options)
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    hostname = urlsplit(url).hostname or ""
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def provider_for(host: Host, **options: Any) -> Provider:

@@ -77,7 +77,7 @@ def test_upgrade_chat_runs_steps_in_order_after_snapshot_when_healthy(world: Pla
         position(calls, contains("pg_dump", "-Fc"), "pg_dump"),
         position(calls, contains("pg_restore", "-l"), "pg_restore -l of the dump"),
         position(calls, starts("pm2", "stop"), "pm2 stop"),
-        position(calls, starts("npx", "sequelize", "db:migrate"), "sequelize db:migrate"),
+        position(calls, starts("npx", "--no-install", "sequelize", "db:migrate"), "sequelize db:migrate"),
         position(calls, starts("pm2", "restart"), "pm2 restart"),
         position(calls, starts("pm2", "save"), "pm2 save"),
     ]
@@ -124,7 +124,7 @@ def test_upgrade_chat_swaps_trees_by_rename_and_reports_downtime_when_healthy(wo
     assert (app_dir / MEDIA_FILE).stat().st_ino == media_inode
     assert not (previous / MEDIA_FILE).exists()
     # The new migration ran from the staged backend and the apps run again (one restart each).
-    migrate = [record for record in world.journal("chat") if record["argv"][:3] == ["npx", "sequelize", "db:migrate"]]
+    migrate = [record for record in world.journal("chat") if record["argv"][:4] == ["npx", "--no-install", "sequelize", "db:migrate"]]
     assert len(migrate) == 1 and ".staging-" in migrate[0]["cwd"]
     apps = pm2_list(world, "chat")
     assert {(app["name"], app["pm2_env"]["status"], app["pm2_env"]["restart_time"]) for app in apps} == {

@@ -1,0 +1,81 @@
+"""Review findings on the snapshot guard: properties no other test pins down (fakes only, no sockets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsguard import ledger as events
+from opsguard.errors import Refused
+from opsguard.guard import read_only_session
+from opsguard.ledger import Ledger
+from tests.unit.fakes import FakeConnection, FakeProvider, FakeResult, guard, write_inventory
+
+
+def test_guard_session_of_another_host_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """A read-only session of chat2 passed as ``session=`` for chat must not carry chat's receipt.
+
+    Otherwise the snapshot is of chat but the mutating commands run over chat2's SSH connection.
+    """
+    inventory = write_inventory(tmp_path)
+    chat2_connection = FakeConnection()
+    provider = FakeProvider()  # chat (vultr), identity matches chat's address
+    ran_in_block = False
+    with (
+        read_only_session("chat2", inventory=inventory, connect=lambda h, s: chat2_connection) as other,  # type: ignore[arg-type,return-value]
+        pytest.raises(Refused, match="chat2"),
+        guard(inventory, provider, FakeConnection(), host="chat", session=other) as change,
+    ):
+        ran_in_block = True
+        change.run("touch /etc/changed")
+    assert not ran_in_block
+    assert provider.created == 0
+    assert "touch /etc/changed" not in chat2_connection.commands
+    assert all("ACQUIRED" not in command for command in chat2_connection.commands)
+
+
+def test_guard_closed_session_is_refused_before_a_snapshot(tmp_path: Path) -> None:
+    """A session whose block has ended cannot be reused to get a change session."""
+    inventory = write_inventory(tmp_path)
+    connection = FakeConnection()
+    provider = FakeProvider()
+    with read_only_session("chat", inventory=inventory, connect=lambda h, s: connection) as session:  # type: ignore[arg-type,return-value]
+        pass
+    with pytest.raises(Refused, match="ended"), guard(inventory, provider, connection, session=session):
+        pass
+    assert provider.created == 0
+
+
+def test_change_session_refuses_mutating_step_after_its_block_ended(tmp_path: Path) -> None:
+    """Keeping a reference to the change session past the ``with`` must not allow a later change."""
+    inventory = write_inventory(tmp_path)
+    connection = FakeConnection()
+    with guard(inventory, FakeProvider(), connection) as change:
+        pass
+    with pytest.raises(Refused, match="ended"):
+        change.run("touch /etc/late")
+    with pytest.raises(Refused, match="ended"):
+        change.upload(tmp_path / "inventory.toml", "/etc/late")
+    assert "touch /etc/late" not in connection.commands
+    assert not any(command.startswith("upload ") for command in connection.commands)
+
+
+def test_guard_local_exception_in_mutating_step_is_recorded_unknown(tmp_path: Path) -> None:
+    """An exception that is no OpsguardError (e.g. a BrokenPipeError from the output callback) stops us
+    watching the command mid-way: the step and the run are "unknown" (DESIGN rule 6), never ok or failed."""
+    inventory = write_inventory(tmp_path)
+
+    class Breaking(FakeConnection):
+        def run(self, command: str, *, timeout: float, **options: Any) -> FakeResult:
+            if command == "apt-get -y upgrade":
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().run(command, timeout=timeout, **options)
+
+    with pytest.raises(BrokenPipeError), guard(inventory, FakeProvider(), Breaking()) as change:
+        change.run("apt-get -y upgrade")
+    records = Ledger(inventory.settings.state_dir).records("chat")
+    ended = [r for r in records if r["event"] == events.RUN_ENDED][-1]
+    assert (ended["outcome"], ended["failed_step"]) == (events.UNKNOWN, "apt-get -y upgrade")
+    assert not any(r["event"] == events.STEP and r.get("result") == events.OK for r in records)
