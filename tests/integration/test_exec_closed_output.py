@@ -1,4 +1,4 @@
-"""Review findings: exit codes and ledger outcomes stay honest when the local side fails mid-change.
+"""Exit codes and ledger outcomes stay honest when the local side fails mid-change (a closed stdout).
 
 Real sshd hosts + the provider simulator + the real CLI (see guard_support.py).
 """

@@ -1,4 +1,4 @@
-"""Review findings on the snapshot guard: properties no other test pins down (fakes only, no sockets)."""
+"""Snapshot guard sessions: reuse, end of block, local errors mid-step (fakes only, no sockets)."""
 
 from __future__ import annotations
 
