@@ -102,10 +102,12 @@ class Ledger:
         """Given a host, return how its most recent snapshot-verified run ended, or None if there is none.
 
         A run with a verified snapshot but no run-ended record (killed, power loss) counts as unknown.
+        A successful `opsguard restore` after it clears it: the host is back on a snapshot.
         """
         verified: dict[str, dict[str, Any]] = {}
         ended: dict[str, dict[str, Any]] = {}
-        order: list[str] = []
+        restores: set[str] = set()
+        order: list[str] = []  # verified runs and successful restores, in ledger order
         for record in self.records(host):
             run_id = record.get("run_id")
             if not isinstance(run_id, str):
@@ -113,9 +115,14 @@ class Ledger:
             if record.get("event") == SNAPSHOT_VERIFIED:
                 verified[run_id] = record
                 order.append(run_id)
+            elif record.get("event") == RUN_STARTED and record.get("command") == "restore":
+                restores.add(run_id)
             elif record.get("event") == RUN_ENDED:
                 ended[run_id] = record
-        if not order:
+                if run_id in restores and record.get("outcome") == OK:
+                    order.append(run_id)
+        if not order or order[-1] in restores:
+            # Nothing changed yet, or the host was last restored from a snapshot: no failed change to protect.
             return None
         run_id = order[-1]
         end = ended.get(run_id)

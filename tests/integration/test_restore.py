@@ -55,3 +55,22 @@ def test_restore_refuses_hostinger_snapshot_that_is_not_the_current_one(worlds: 
     assert result.exit_code == 3, result.output
     assert "not 999999" in result.stderr
     assert restore_posts(world) == []
+
+
+def test_restore_of_rollback_point_lets_next_hostinger_change_proceed(worlds: GuardWorlds) -> None:
+    import time
+
+    world = worlds()
+    failed = world.cli("exec", "chat2", "--yes", "--", "exit 3")
+    assert failed.exit_code == 1, failed.output
+    snapshot = world.ledger("chat2", "snapshot-verified")[-1]["receipt"]["snapshot_id"]
+    assert world.cli("exec", "chat2", "--yes", "--", "true").exit_code == 3  # would overwrite the rollback point
+
+    restored = world.cli("restore", "chat2", "--snapshot", str(snapshot), "--yes-i-typed-the-host", "chat2")
+    assert restored.exit_code == 0, restored.output
+    deadline = time.monotonic() + 10  # the simulated restore keeps the VM locked for a moment
+    while world.sim.instance("hostinger", 1001).get("actions_lock") != "unlocked" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    again = world.cli("exec", "chat2", "--yes", "--", "true")
+    assert again.exit_code == 0, again.output

@@ -78,3 +78,16 @@ def test_wait_reporter_close_ends_open_live_line_after_failure() -> None:
     reporter.close()
     reporter.close()  # idempotent
     assert stream.getvalue().endswith("'sent'\n")
+
+
+def test_ledger_last_change_cleared_by_successful_restore(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.append(events.SNAPSHOT_VERIFIED, run_id="r1", host="chat2", receipt={"snapshot_id": "s1"})
+    ledger.append(events.RUN_ENDED, run_id="r1", host="chat2", outcome="failed", failed_step="migrate")
+    ledger.append(events.RUN_STARTED, run_id="r2", host="chat2", command="restore")
+    ledger.append(events.RUN_ENDED, run_id="r2", host="chat2", outcome="refused")
+    last = ledger.last_change("chat2")
+    assert last is not None and last.outcome == "failed"  # a refused restore changed nothing
+    ledger.append(events.RUN_STARTED, run_id="r3", host="chat2", command="restore")
+    ledger.append(events.RUN_ENDED, run_id="r3", host="chat2", outcome="ok")
+    assert ledger.last_change("chat2") is None
