@@ -7,7 +7,7 @@ import sys
 import click
 
 from opsguard.confirm import confirm_change
-from opsguard.errors import EXIT_OK, ConfigError, OpsguardError, worst_exit_code
+from opsguard.errors import EXIT_OK, ConfigError, InventoryError, OpsguardError, worst_exit_code
 from opsguard.inventory import Host, Inventory
 from opsguard.output import log, print_json
 from opsguard.plan import Plan, format_plan, plan_to_dict
@@ -133,6 +133,15 @@ def update(ctx: click.Context, hosts: tuple[str, ...], all_hosts: bool, allow_re
         raise click.UsageError("name the hosts to update, or use --all (not both)")
     names = list(inventory.hosts) if all_hosts else list(hosts)
     targets = [inventory.host(name) for name in names]  # every name checked before the first change
+    # Every host's instance id too: a fleet update must not stop half-way on a configuration problem.
+    problems = []
+    for target in targets:
+        try:
+            target.require_instance()
+        except ConfigError as error:
+            problems.append(str(error))
+    if problems:
+        raise InventoryError(problems)
     codes: list[int] = []
     for target in targets:
         built = _build("update", target, _overrides(variables, None, allow_reboot))

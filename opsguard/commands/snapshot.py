@@ -93,6 +93,7 @@ def exec_command(
     if not words:
         raise click.UsageError("give the command after --, e.g. opsguard exec chat -- uptime")
     text = command_text(words)
+    target.require_instance()  # a configuration problem is reported before asking anything
     confirm_change(
         target.name,
         [
