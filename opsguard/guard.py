@@ -37,6 +37,7 @@ from opsguard.errors import (
     Refused,
     SnapshotNotVerified,
 )
+from opsguard.hoststate import UNSETTLED, read_change_record, write_change_record
 from opsguard.inventory import Host, Inventory, Settings, inventory_path, load_inventory
 from opsguard.ledger import Ledger
 from opsguard.locks import LocalLock, RemoteLock, owner_record
@@ -427,6 +428,25 @@ def check_reused_session(host: Host, session: ChangeSession) -> None:
     raise Refused(f"host {host.name}: the session passed to snapshot_guard {why}; refused, nothing was changed")
 
 
+def check_overwrite_on_host(host: Host, record: dict[str, Any] | None, overwrite_snapshot: bool) -> None:
+    """Given a Hostinger host and its on-host change record, return if a new snapshot may overwrite; raise Refused if not.
+
+    SAFETY: the same rule as check_overwrite, from the record every machine's runs leave on the host.
+    """
+    if host.provider != "hostinger" or overwrite_snapshot or record is None:
+        return
+    outcome = str(record.get("outcome", "unknown"))
+    if outcome not in UNSETTLED:
+        return
+    who = f"{record.get('user', '?')}@{record.get('machine', '?')}"
+    raise Refused(
+        f"host {host.name}: the host records that the last change (run {record.get('run_id', '?')} by {who}) ended "
+        f"{'unknown' if outcome == 'in-progress' else outcome}; its snapshot {record.get('snapshot_id', '?')} is the "
+        "rollback point and a new Hostinger snapshot would overwrite it; restore or inspect first, or pass "
+        "--overwrite-snapshot; refused, nothing was changed"
+    )
+
+
 def wait_for_snapshot(
     host: Host,
     provider: Provider,
@@ -627,6 +647,7 @@ def snapshot_guard(
     opened_connection = False
     change: ChangeSession | None = None
     owner = owner_record(run_id, reason)
+    change_record: dict[str, Any] | None = None
     ledger.append(
         events.RUN_STARTED,
         run_id=run_id,
@@ -660,7 +681,13 @@ def snapshot_guard(
             # A reboot empties /run/lock: take the lock again as soon as the host answers.
             connection.after_reconnect(remote_lock.reacquire)
         check_overwrite(target, ledger, overwrite_snapshot)
+        if connection is not None:
+            check_overwrite_on_host(target, read_change_record(connection, target.remote_state), overwrite_snapshot)
         receipt = take_snapshot(target, settings, api, ledger, run_id, on_progress=on_progress)
+        if connection is not None:
+            change_record = {"run_id": run_id, "snapshot_id": receipt.snapshot_id, "user": owner["user"],
+                             "machine": owner["machine"], "since": owner["since"], "reason": reason}
+            write_change_record(connection, target.remote_state, {**change_record, "outcome": "in-progress"})
         change = ChangeSession(
             _SESSION_KEY,
             host=target,
@@ -679,6 +706,10 @@ def snapshot_guard(
             change.closed = True
         outcome, step = _outcome(change, failure)
         try:
+            if change_record is not None and connection is not None:
+                # If the host cannot be reached now, "in-progress" stays behind and counts as unknown.
+                with suppress(Exception):
+                    write_change_record(connection, target.remote_state, {**change_record, "outcome": outcome})
             if remote_lock is not None:
                 # A release that fails leaves a stale lock dir for `opsguard unlock`; the run still ends in the ledger.
                 with suppress(Exception):

@@ -31,10 +31,11 @@ _SETTINGS_DEFAULTS: dict[str, str] = {
     "snapshot_poll": "15s",
     "receipt_ttl": "30m",
     "remote_lock": "/run/lock/opsguard",
+    "remote_state": "/var/lib/opsguard",
 }
 _SETTINGS_KEYS = set(_SETTINGS_DEFAULTS) | {"identity_file"}
 _SETTINGS_DURATIONS = ("snapshot_timeout", "snapshot_poll", "receipt_ttl")
-_HOST_KEYS = {"address", "port", "user", "provider", "instance", "roles", "remote_lock", "backups", "vars"}
+_HOST_KEYS = {"address", "port", "user", "provider", "instance", "roles", "remote_lock", "remote_state", "backups", "vars"}
 _BACKUP_KEYS = {"schedule", "max_age"}
 _TOP_KEYS = {"settings", "hosts"}
 # Patterns are used with fullmatch(): "$" would also accept a trailing newline (a TOML "\n" escape).
@@ -68,6 +69,8 @@ class Host:
     backups: BackupPolicy | None
     vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     source: str = DEFAULT_PATH  # the inventory file, for messages
+    # Persistent dir on the host for opsguard's own record of the last change (survives reboots).
+    remote_state: str = "/var/lib/opsguard"
 
     def require_instance(self) -> str | int:
         """Given this host, return its provider instance id; raise ConfigError if it is not set."""
@@ -88,6 +91,7 @@ class Settings:
     snapshot_poll: float
     receipt_ttl: float
     remote_lock: str
+    remote_state: str
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,7 @@ def _settings(raw: Any, path: Path, source: str, problems: list[str]) -> Setting
         snapshot_poll=seconds["snapshot_poll"] or 0.0,
         receipt_ttl=seconds["receipt_ttl"] or 0.0,
         remote_lock=values["remote_lock"],
+        remote_state=values["remote_state"],
     )
 
 
@@ -285,6 +290,10 @@ def _host(name: str, table: dict[str, Any], settings: Settings | None, source: s
     if not isinstance(remote_lock, str) or not remote_lock.startswith("/"):
         problems.append(f"{where}.remote_lock: must be an absolute path")
 
+    remote_state = table.get("remote_state", settings.remote_state if settings else "/var/lib/opsguard")
+    if not isinstance(remote_state, str) or not remote_state.startswith("/"):
+        problems.append(f"{where}.remote_state: must be an absolute path")
+
     backups = _backups(table.get("backups"), f"{where}.backups", problems)
 
     variables = table.get("vars", {})
@@ -306,6 +315,7 @@ def _host(name: str, table: dict[str, Any], settings: Settings | None, source: s
         instance=instance,
         roles=tuple(roles),
         remote_lock=remote_lock,
+        remote_state=remote_state,
         backups=backups,
         vars=MappingProxyType(dict(variables)),
         source=source,

@@ -325,7 +325,9 @@ class SandboxHosts:
             lines += [f"provider = {_toml(provider)}"]
             if instance is not None:
                 lines.append(f"instance = {instance if isinstance(instance, int) else _toml(instance)}")
-            lines += [f"roles = [{_toml(host.role)}]", f"remote_lock = {_toml(lock_dir)}"]
+            remote_state = str(host.root / "var" / "lib" / "opsguard")
+            lines += [f"roles = [{_toml(host.role)}]", f"remote_lock = {_toml(lock_dir)}",
+                      f"remote_state = {_toml(remote_state)}"]
             schedule, max_age = ("daily", "26h") if provider == "vultr" else ("weekly", "8d")
             lines += [f"[hosts.{name}.backups]", f"schedule = {_toml(schedule)}", f"max_age = {_toml(max_age)}"]
             lines += [f"[hosts.{name}.vars]"] + [f"{key} = {_toml(value)}" for key, value in host_vars.items()]

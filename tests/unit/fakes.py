@@ -63,6 +63,7 @@ class FakeConnection:
     lock_held_by: str | None = None
     drop_on: str | None = None
     closed: bool = False
+    change_record: str = ""
 
     def run(self, command: str, *, timeout: float, **_: Any) -> FakeResult:
         self.commands.append(command)
@@ -70,6 +71,11 @@ class FakeConnection:
             if self.lock_held_by:
                 return FakeResult(command, 0, f'HELD\n{{"run_id": "{self.lock_held_by}", "user": "ana"}}')
             return FakeResult(command, 0, "ACQUIRED\n")
+        if "last-change.json" in command:  # opsguard's own record on the host
+            if command.startswith("cat"):
+                return FakeResult(command, 0, self.change_record)
+            self.change_record = command.split("printf '%s' ")[1].split(" > ")[0].strip("'")
+            return FakeResult(command, 0, "")
         if self.drop_on and self.drop_on in command:
             raise ConnectionDropped(f"connection dropped while running {command!r}")
         if command.startswith("exit "):
@@ -84,7 +90,7 @@ class FakeConnection:
 
     def user_commands(self) -> list[str]:
         """The commands that are not lock bookkeeping."""
-        return [c for c in self.commands if "ACQUIRED" not in c and "rmdir" not in c]
+        return [c for c in self.commands if "ACQUIRED" not in c and "rmdir" not in c and "last-change.json" not in c]
 
 
 @dataclass

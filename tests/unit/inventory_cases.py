@@ -15,8 +15,8 @@ import pytest
 MISSING = object()  # the inventory path does not exist
 DIRECTORY = object()  # the inventory path is a directory
 
-SETTING_KEYS = "identity_file, known_hosts, receipt_ttl, remote_lock, snapshot_poll, snapshot_timeout, state_dir, user"
-HOST_KEYS = "address, backups, instance, port, provider, remote_lock, roles, user, vars"
+SETTING_KEYS = "identity_file, known_hosts, receipt_ttl, remote_lock, remote_state, snapshot_poll, snapshot_timeout, state_dir, user"
+HOST_KEYS = "address, backups, instance, port, provider, remote_lock, remote_state, roles, user, vars"
 NOT_A_DURATION = 'is not a duration (use a number and one of ms, s, m, h, d, e.g. "15s")'
 VULTR_UUID = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
 

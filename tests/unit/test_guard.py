@@ -201,3 +201,28 @@ def test_poll_gap_grows_with_wait_and_respects_bounds() -> None:
     assert poll_gap(100, 15) == pytest.approx(4.8)
     assert poll_gap(1000, 15) == 15
     assert poll_gap(1000, 0.2) == 0.2
+
+
+def test_guard_refuses_hostinger_overwrite_when_host_records_failed_change_from_another_machine(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    connection = FakeConnection(change_record='{"outcome": "failed", "run_id": "r-laptop", "user": "ana", '
+                                              '"machine": "laptop", "snapshot_id": "old-snap"}')
+    provider = hostinger_provider()
+    with pytest.raises(Refused, match=r"host records that the last change \(run r-laptop by ana@laptop\) ended failed"), \
+            guard(inventory, provider, connection, host="chat2"):
+        pass
+    assert provider.created == 0
+
+
+def test_guard_writes_in_progress_then_outcome_record_on_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inventory, connection = write_inventory(tmp_path), FakeConnection()
+    with guard(inventory, hostinger_provider(), connection, host="chat2") as change:
+        assert '"outcome": "in-progress"' in connection.change_record
+        change.run("exit 2", name="npm run build")
+    assert '"outcome": "failed"' in connection.change_record
+    # Another machine: its own (empty) ledger, the same host.
+    monkeypatch.setenv("OPSGUARD_STATE_DIR", str(tmp_path / "other-machine"))
+    (tmp_path / "other").mkdir()
+    other = write_inventory(tmp_path / "other")
+    with pytest.raises(Refused, match="host records"), guard(other, hostinger_provider(), connection, host="chat2"):
+        pass
