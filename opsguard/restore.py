@@ -19,6 +19,7 @@ from opsguard.inventory import Host, Inventory
 from opsguard.ledger import Ledger
 from opsguard.locks import LocalLock, owner_record
 from opsguard.output import log
+from opsguard.providers.base import SnapshotInfo
 
 
 def confirm_typed(host: Host, snapshot_id: str, typed_host: str | None) -> None:
@@ -34,7 +35,33 @@ def confirm_typed(host: Host, snapshot_id: str, typed_host: str | None) -> None:
         raise Refused(f"host {host.name}: typed {typed_host.strip()!r}, not {host.name!r}; refused, nothing was changed")
 
 
-def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, typed_host: str | None) -> None:
+def check_snapshot_for_host(host: Host, instance: str | int, snapshot: SnapshotInfo | None, snapshot_id: str,
+                            foreign: bool) -> None:
+    """Given the host, the provider's description of the snapshot (None if unknown) and --foreign-snapshot, return if it
+    may be restored onto this host; raise Refused if not.
+
+    SAFETY: Vultr restores any snapshot of the account onto any instance, and a snapshot does not say
+    which machine it came from. A wrong id pasted here would put another server's disk on this host,
+    so only snapshots opsguard tagged for this host and instance pass without --foreign-snapshot.
+    """
+    if snapshot is None:
+        found = "is not this VM's current snapshot" if host.provider == "hostinger" else "does not exist"
+        raise Refused(f"host {host.name}: snapshot {snapshot_id} {found} at {host.provider}; refused, nothing was changed")
+    if host.provider != "vultr":
+        return
+    if snapshot.status != "complete" or not snapshot.size:
+        raise Refused(f"host {host.name}: snapshot {snapshot_id} is {snapshot.status!r} (size {snapshot.size}), not a complete "
+                      "snapshot; refused, nothing was changed")
+    tag = f"opsguard:{host.name}:{instance}:"
+    if tag not in (snapshot.description or "") and not foreign:
+        raise Refused(
+            f"host {host.name}: snapshot {snapshot_id} ({snapshot.description!r}) was not taken by opsguard of this host "
+            f"(no {tag} tag); if you are sure it is this server's, pass --foreign-snapshot; refused, nothing was changed"
+        )
+
+
+def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, typed_host: str | None,
+                     foreign_snapshot: bool = False) -> None:
     """Given a host and a snapshot id, start the provider restore after every check; raise Refused if one fails."""
     from opsguard.providers import provider_for
 
@@ -54,11 +81,13 @@ def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, type
             if facts.locked:
                 raise Refused(f"host {host.name}: instance is locked by another provider action; refused, nothing was changed")
             current = provider.current_snapshot(instance) if host.provider == "hostinger" else None
+            snapshot = provider.snapshot_details(instance, snapshot_id)
         except ProviderError as error:
             raise explain_provider_error(host, "checking before restore", error) from error
         if host.provider == "hostinger" and (current is None or current.snapshot_id != str(snapshot_id)):
             found = current.snapshot_id if current else "none"
             raise Refused(f"host {host.name}: Hostinger's current snapshot is {found}, not {snapshot_id}; refused, nothing was changed")
+        check_snapshot_for_host(host, instance, snapshot, snapshot_id, foreign_snapshot)
         confirm_typed(host, snapshot_id, typed_host)
         lock.acquire(owner)
         # From here on the provider may have started replacing the disk: anything that goes wrong

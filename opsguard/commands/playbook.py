@@ -180,11 +180,13 @@ def upgrade(app: object, host: str, package: str | None, yes: bool, reason: str 
 @click.option("--snapshot", "snapshot_id", required=True, help="The snapshot id to restore (from the receipt or ledger).")
 @click.option("--yes-i-typed-the-host", "typed_host", default=None, metavar="HOST",
               help="For scripts: the host name, as the typed confirmation.")
+@click.option("--foreign-snapshot", is_flag=True,
+              help="Vultr: allow a snapshot opsguard did not take of this host (e.g. made in the provider console).")
 @click.pass_obj
-def restore(app: object, host: str, snapshot_id: str, typed_host: str | None) -> None:
+def restore(app: object, host: str, snapshot_id: str, typed_host: str | None, foreign_snapshot: bool) -> None:
     """Restore HOST from a provider snapshot (destructive: replaces the disk). Typed confirmation required."""
     from opsguard.restore import restore_snapshot
 
     inventory = app.inventory()  # type: ignore[attr-defined]
     target = inventory.host(host)
-    restore_snapshot(inventory, target, snapshot_id, typed_host=typed_host)
+    restore_snapshot(inventory, target, snapshot_id, typed_host=typed_host, foreign_snapshot=foreign_snapshot)

@@ -151,6 +151,10 @@ class Provider(Protocol):
         """Given an instance, return its backup schedule (Vultr), or None where there is none."""
         ...
 
+    def snapshot_details(self, instance: str | int, snapshot_id: str) -> SnapshotInfo | None:
+        """Given an instance and a snapshot id, return that snapshot as the provider describes it, or None if unknown."""
+        ...
+
     def restore_snapshot(self, instance: str | int, snapshot_id: str) -> RestoreRequest:
         """Given an instance and a snapshot id, start restoring it (destructive)."""
         ...

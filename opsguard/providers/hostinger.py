@@ -170,6 +170,11 @@ class HostingerClient:
             raise ProviderError(NAME, f"GET {answer.path}: answer is not a snapshot object", status=answer.status)
         return self._snapshot(answer.body)
 
+    def snapshot_details(self, instance: str | int, snapshot_id: str) -> SnapshotInfo | None:
+        """Given a VM id and a snapshot id, return the VM's one snapshot if it has that id, else None."""
+        current = self.current_snapshot(instance)
+        return current if current is not None and current.snapshot_id == str(snapshot_id) else None
+
     def create_snapshot(self, instance: str | int, tag: str) -> SnapshotRequest:
         """Given a VM id and our tag, record the snapshot about to be overwritten, POST once, return the handle.
 

@@ -254,6 +254,17 @@ class VultrClient:
         )
         return VerifiedSnapshot(snapshot=snapshot, checks=checks)
 
+    def snapshot_details(self, instance: str | int, snapshot_id: str) -> SnapshotInfo | None:
+        """Given a snapshot id, return it (GET /snapshots/{id}), or None on a 404.
+
+        A Vultr snapshot does not say which instance it came from: callers check our description tag.
+        """
+        try:
+            answer = self._api.get(f"/snapshots/{snapshot_id}")
+        except ProviderNotFound:
+            return None
+        return self._snapshot(self._object(answer, "snapshot"))
+
     def _snapshot_id(self, request: SnapshotRequest) -> str:
         if not request.snapshot_id:
             raise ProviderError(NAME, f"snapshot handle for instance {request.instance} has no snapshot id")

@@ -78,3 +78,37 @@ def test_restore_of_rollback_point_lets_next_hostinger_change_proceed(worlds: Gu
     again = world.cli("exec", "chat2", "--yes", "--", "true")
     assert again.exit_code == 0, again.output
 
+
+
+def manual_vultr_snapshot_id(world: GuardWorld) -> str:
+    """Return the id of the scenario's pre-existing snapshot made by hand in the Vultr console."""
+    import requests
+
+    env = world.env()
+    answer = requests.get(f"{env['VULTR_API_URL']}/snapshots", headers={"Authorization": f"Bearer {env['VULTR_API_KEY']}"},
+                          timeout=5)
+    (manual,) = [s for s in answer.json()["snapshots"] if s["description"] == "manual before the March upgrade"]
+    return str(manual["id"])
+
+
+def test_restore_refuses_vultr_snapshot_not_tagged_for_this_host_unless_foreign_allowed(worlds: GuardWorlds) -> None:
+    world = worlds()
+    manual = manual_vultr_snapshot_id(world)
+
+    refused = world.cli("restore", "chat", "--snapshot", manual, "--yes-i-typed-the-host", "chat")
+    assert refused.exit_code == 3, refused.output
+    assert "was not taken by opsguard of this host" in refused.stderr and "--foreign-snapshot" in refused.stderr
+    assert restore_posts(world) == []
+
+    allowed = world.cli("restore", "chat", "--snapshot", manual, "--yes-i-typed-the-host", "chat", "--foreign-snapshot")
+    assert allowed.exit_code == 0, allowed.output
+    assert len(restore_posts(world)) == 1
+
+
+def test_restore_refuses_unknown_vultr_snapshot(worlds: GuardWorlds) -> None:
+    world = worlds()
+    result = world.cli("restore", "chat", "--snapshot", "00000000-0000-4000-8000-000000000000",
+                       "--yes-i-typed-the-host", "chat", "--foreign-snapshot")
+    assert result.exit_code == 3, result.output
+    assert "does not exist at vultr" in result.stderr
+    assert restore_posts(world) == []
