@@ -187,8 +187,10 @@ class PlanRunner:
                 if phase == "preflight":
                     raise Refused(f"host {self.host.name}: preflight step {step.name!r} failed: {error}; "
                                   "refused, nothing was snapshotted or changed") from None
-                if step.mutates:
-                    session.mark_failed(step.name, str(error))
+                if step.mutates and error.exit_status is not None and error.exit_status not in step.ok_codes:
+                    session.failed_step = step.name  # the session's ledger record already says it failed
+                elif step.mutates:
+                    session.mark_failed(step.name, str(error))  # exit accepted, its output check failed
                 else:
                     session.mark_failed(f"{phase}: {step.name}", str(error))
                 raise

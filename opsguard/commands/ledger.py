@@ -29,6 +29,8 @@ def describe(record: dict[str, Any]) -> str:
     if event == "step":
         if record.get("phase") == "started":
             return f"step started, no end recorded: {record.get('step')}"
+        if record.get("phase") == "check":
+            return f"step failed its check: {record.get('step')} — {record.get('error', '')}"
         status = record.get("exit_status")
         return f"step {record.get('result')}: {record.get('step')}" + (f" (exit {status})" if status is not None else "")
     if event == "run-ended":
