@@ -403,10 +403,14 @@ def check_overwrite(host: Host, ledger: Ledger, overwrite_snapshot: bool) -> Non
     if last is None or last.outcome not in (events.FAILED, events.UNKNOWN):
         return
     at_step = f" at step {last.failed_step!r}" if last.failed_step else ""
-    raise Refused(
-        f"host {host.name}: the last change (run {last.run_id}) ended {last.outcome}{at_step}; its snapshot "
-        f"{last.snapshot_id} is the rollback point and a new Hostinger snapshot would overwrite it; "
-        "restore or inspect first, or pass --overwrite-snapshot; refused, nothing was changed"
+    raise _overwrite_refused(host, f"the last change (run {last.run_id}) ended {last.outcome}{at_step}", last.snapshot_id)
+
+
+def _overwrite_refused(host: Host, what_happened: str, snapshot_id: object) -> Refused:
+    """Given what the last change did and its snapshot, return the refusal that protects that rollback point."""
+    return Refused(
+        f"host {host.name}: {what_happened}; its snapshot {snapshot_id} is the rollback point and a new Hostinger "
+        "snapshot would overwrite it; restore or inspect first, or pass --overwrite-snapshot; refused, nothing was changed"
     )
 
 
@@ -439,11 +443,10 @@ def check_overwrite_on_host(host: Host, record: dict[str, Any] | None, overwrite
     if outcome not in UNSETTLED:
         return
     who = f"{record.get('user', '?')}@{record.get('machine', '?')}"
-    raise Refused(
-        f"host {host.name}: the host records that the last change (run {record.get('run_id', '?')} by {who}) ended "
-        f"{'unknown' if outcome == 'in-progress' else outcome}; its snapshot {record.get('snapshot_id', '?')} is the "
-        "rollback point and a new Hostinger snapshot would overwrite it; restore or inspect first, or pass "
-        "--overwrite-snapshot; refused, nothing was changed"
+    ended = "unknown" if outcome == "in-progress" else outcome
+    raise _overwrite_refused(
+        host, f"the host records that the last change (run {record.get('run_id', '?')} by {who}) ended {ended}",
+        record.get("snapshot_id", "?"),
     )
 
 

@@ -80,13 +80,18 @@ def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, type
             check_identity(host, facts, resolve_address)
             if facts.locked:
                 raise Refused(f"host {host.name}: instance is locked by another provider action; refused, nothing was changed")
-            current = provider.current_snapshot(instance) if host.provider == "hostinger" else None
-            snapshot = provider.snapshot_details(instance, snapshot_id)
+            if host.provider == "hostinger":
+                # The VM's one snapshot: one read answers both "which is it" and "is it the one asked for".
+                current = provider.current_snapshot(instance)
+                if current is None or current.snapshot_id != str(snapshot_id):
+                    found = current.snapshot_id if current else "none"
+                    raise Refused(f"host {host.name}: Hostinger's current snapshot is {found}, not {snapshot_id}; "
+                                  "refused, nothing was changed")
+                snapshot: SnapshotInfo | None = current
+            else:
+                snapshot = provider.snapshot_details(instance, snapshot_id)
         except ProviderError as error:
             raise explain_provider_error(host, "checking before restore", error) from error
-        if host.provider == "hostinger" and (current is None or current.snapshot_id != str(snapshot_id)):
-            found = current.snapshot_id if current else "none"
-            raise Refused(f"host {host.name}: Hostinger's current snapshot is {found}, not {snapshot_id}; refused, nothing was changed")
         check_snapshot_for_host(host, instance, snapshot, snapshot_id, foreign_snapshot)
         confirm_typed(host, snapshot_id, typed_host)
         lock.acquire(owner)

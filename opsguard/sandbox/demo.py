@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from opsguard.ledger import Ledger
 from opsguard.output import is_terminal, paint
 from opsguard.sandbox.journal import is_mutating_call
 
@@ -121,9 +122,7 @@ class Demo:
         return 0
 
     def _records(self, host: str) -> list[dict[str, Any]]:
-        path = Path(self.environment["OPSGUARD_STATE_DIR"]) / "ledger.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        return [record for record in map(json.loads, lines) if record.get("host") == host]
+        return Ledger(Path(self.environment["OPSGUARD_STATE_DIR"])).records(host)
 
     def _show_order(self, host: str) -> None:
         records = self._records(host)
