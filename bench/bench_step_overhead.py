@@ -343,7 +343,7 @@ def sandbox(workdir: Path) -> Iterator[tuple[Any, Setup]]:
     """Given a scratch dir, start one loopback sshd, write every tool's configuration; yield (hosts, setup)."""
     from opsguard.sandbox.hosts import SandboxHosts
 
-    hosts = SandboxHosts(workdir / "sandbox", hosts=[(HOST_NAME, HOST_ADDRESS)])
+    hosts = SandboxHosts(workdir / "sandbox", hosts=[(HOST_NAME, HOST_ADDRESS)], record_sessions=False)
     with hosts:
         host = hosts.host(HOST_NAME)
         inventory = hosts.write_inventory(providers={HOST_NAME: ("vultr", None)})

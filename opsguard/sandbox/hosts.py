@@ -70,6 +70,18 @@ STUB_NAMES: tuple[str, ...] = (
     "unzip",
 )  # fmt: skip
 
+# sshd runs this for every session (ForceCommand): it records the session's full command line, then
+# runs it as sshd would have. The record is what the tests' oracle judges (every command, not only the
+# stubbed tools). Records end with NUL (no command line can hold one); flock keeps them whole. Bash
+# builtins only, but for flock: the recorder adds about a millisecond to each command.
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+SESSION_RECORDER = f"""#!/bin/bash
+command=${{SSH_ORIGINAL_COMMAND-}}
+{{ flock 9; printf '%s %s %s\\0' "$EPOCHREALTIME" "$$" "$command" >&9; }} 9>>"$OPSGUARD_SANDBOX_ROOT/sessions.log"
+if [ "$command" = {SFTP_SERVER} ]; then exec {SFTP_SERVER}; fi
+exec "${{SHELL:-/bin/sh}}" -c "$command"
+"""
+
 RULE_KEYS = frozenset(
     {"prefix", "regex", "times", "stdout", "stdout_file", "stderr", "exit", "sleep", "drop", "write_file", "default"}
 )
@@ -97,6 +109,20 @@ class SandboxError(RuntimeError):
     """The sandbox hosts could not be set up or started (the message carries sshd's own words)."""
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    """One SSH session a sandbox host received: when, the session's pid, and its full command line."""
+
+    time: float
+    pid: int
+    command: str
+
+    @property
+    def is_sftp(self) -> bool:
+        """Return whether this session was an SFTP transfer (which can write any file)."""
+        return self.command == SFTP_SERVER
+
+
 @dataclass
 class SandboxHost:
     """One loopback sshd host."""
@@ -113,6 +139,11 @@ class SandboxHost:
         """Given path parts, return that path inside this host's root."""
         return self.root.joinpath(*parts)
 
+    @property
+    def sessions_path(self) -> Path:
+        """The record of every SSH session's command line (written by the session recorder)."""
+        return self.root / "sessions.log"
+
 
 class SandboxHosts:
     """Start, reset and stop the loopback sshd hosts; read their journals; set stub answers."""
@@ -125,6 +156,7 @@ class SandboxHosts:
         *,
         roles: Mapping[str, str] | None = None,
         die_with_parent: bool = True,
+        record_sessions: bool = True,
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.known_hosts = self.base_dir / "known_hosts"
@@ -137,6 +169,8 @@ class SandboxHosts:
         self._port = port
         self._roles = dict(DEFAULT_ROLES if roles is None else roles)
         self._die_with_parent = die_with_parent
+        # Off only for benchmarks of the per-step cost: the recorder adds ~3 ms to every command.
+        self._record_sessions = record_sessions
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
 
@@ -160,6 +194,9 @@ class SandboxHosts:
         client_public = _ensure_key(self.client_key)
         (self.base_dir / "authorized_keys").write_text(client_public + "\n")
         stub = self._install_stub()
+        recorder = self.base_dir / "session-recorder"
+        _write_atomically(recorder, SESSION_RECORDER)
+        recorder.chmod(0o755)
         known_lines = []
         for name, address in self._specs:
             root = self.base_dir / "hosts" / name
@@ -235,6 +272,19 @@ class SandboxHosts:
     def commands(self, name: str) -> list[list[str]]:
         """Given a host name, return the argv of each stub call, oldest first."""
         return [record["argv"] for record in self.journal(name)]
+
+    def sessions(self, name: str) -> list[SessionRecord]:
+        """Given a host name, return every SSH session it received (its full command line), oldest first."""
+        path = self.host(name).sessions_path
+        if not path.exists():
+            return []
+        records = []
+        for entry in path.read_bytes().split(b"\0"):
+            if not entry.strip():
+                continue
+            stamp, pid, command = entry.lstrip(b"\n").split(b" ", 2)
+            records.append(SessionRecord(float(stamp), int(pid), command.decode("utf-8", errors="surrogateescape")))
+        return records
 
     def set_responses(self, name: str, responses: Mapping[str, Any]) -> None:
         """Given a host name and {"rules": [...], "profile"?: ...}, make that host's stubs answer by those rules.
@@ -382,6 +432,7 @@ class SandboxHosts:
 
     def _reset_host(self, host: SandboxHost) -> None:
         host.journal_path.write_text("")
+        host.sessions_path.write_text("")
         self.set_responses(host.name, {"rules": []})
         _layout(host)
 
@@ -411,7 +462,8 @@ class SandboxHosts:
             "MaxStartups 100",
             "MaxSessions 50",
             "LogLevel ERROR",
-            "Subsystem sftp internal-sftp",
+            f"Subsystem sftp {SFTP_SERVER}",
+            *([f"ForceCommand {self.base_dir}/session-recorder"] if self._record_sessions else []),
             # The stubs come first in PATH. HOME is an empty per-host directory so the login
             # shell reads no rc file (root's real ~/.bashrc may put other directories first).
             f"SetEnv PATH={path} HOME={root}/root OPSGUARD_SANDBOX_ROOT={root}",
@@ -532,6 +584,9 @@ def _zpro_files(host: SandboxHost) -> dict[str, str | bytes]:
         f"{app}/frontend/dist/spa/index.html": "<!doctype html><title>Zpro</title>\n",
         f"{app}/frontend/node_modules/placeholder/index.js": "module.exports = {};\n",
         f"home/{DEPLOY_USER}/.pm2/logs/zpro-backend-error.log": "",
+        # The deploy user's pm2 daemon runs (pid 1 stands in for it: always alive). Remove this file and
+        # the host has no pm2 daemon; a pm2 command would then start one, as the real pm2 does.
+        f"home/{DEPLOY_USER}/.pm2/pm2.pid": "1\n",
         f"home/{DEPLOY_USER}/.pm2/logs/zpro-backend-out.log": "Server started on port: 3000\n",
         "etc/nginx/sites-available/zpro-backend": site.format(name=f"api.{host.name}.sandbox.test", port=3000),
         "etc/nginx/sites-available/zpro-frontend": site.format(name=f"{host.name}.sandbox.test", port=4444),

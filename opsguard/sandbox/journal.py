@@ -1,54 +1,66 @@
-"""Reading a sandbox host's journal: which recorded system commands would have changed the host.
+"""Judging what a sandbox host received: which commands may have changed it.
 
-One classifier for the demo and the tests, so "refused => nothing mutating ran" means the same
-thing everywhere. It errs on the side of calling a command mutating.
+SAFETY: this is the oracle of the tests and the demo for "refused => nothing mutating ran". It uses
+opsguard's ONE read-only vocabulary (opsguard/readonly.py) and inverts the burden: a command counts
+as read-only only when the vocabulary knows it is; anything else — an unknown tool, a redirection
+into a file, an SFTP session — counts as a change.
+
+Two records, two judgements:
+- ``changing_sessions``: every SSH session's FULL command line, as the session recorder wrote it
+  (opsguard/sandbox/hosts.py). This sees everything a host was asked, stubbed tool or not (``mv``,
+  ``rm``, ``tar``, a redirect). Writes under the directories the caller names as opsguard's own (its
+  lock dir and change record) are bookkeeping, not changes.
+- ``is_mutating_call`` / ``mutating_calls``: one stub call (argv) from the stub journal, judged by
+  the same vocabulary. A pm2 listing counts as read-only only when the stub saw the user's daemon
+  already running (otherwise pm2 started one: a write).
 """
 
 from __future__ import annotations
 
-# (tool, sub-command words that change the host). An empty tuple: every call of the tool changes it.
-_MUTATING: dict[str, tuple[str, ...]] = {
-    "apt-get": ("install", "upgrade", "dist-upgrade", "full-upgrade", "remove", "purge", "autoremove"),
-    "apt": ("install", "upgrade", "dist-upgrade", "full-upgrade", "remove", "purge", "autoremove"),
-    "dpkg": ("-i", "--install", "--configure", "-r", "--remove", "-P", "--purge"),
-    "pm2": ("stop", "restart", "start", "reload", "delete", "save", "kill", "update", "resurrect"),
-    "npm": ("install", "ci", "run", "update", "uninstall"),
-    "npx": ("db:migrate", "db:migrate:undo", "db:seed:all"),
-    "systemctl": ("restart", "reload", "stop", "start", "enable", "disable", "mask", "daemon-reload", "reboot"),
-    "service": ("restart", "reload", "stop", "start"),
-    "docker": ("up", "pull", "down", "rm", "stop", "restart", "prune", "kill", "run", "create"),
-    "ufw": ("enable", "disable", "reset", "allow", "deny", "delete"),
-    "reboot": (),
-    "shutdown": (),
-    "certbot": (),
-}
+import shlex
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opsguard.readonly import classify, read_only_problem
+from opsguard.sandbox.hosts import SessionRecord
+
+_PM2_LISTINGS = {"jlist", "list", "ls", "l", "status", "describe", "desc", "show", "info", "prettylist", "pid"}
 
 
-def is_mutating_call(argv: list[str]) -> bool:
-    """Given a recorded stub call (argv), return whether that command changes the host."""
+def session_problem(session: SessionRecord, *, writable: Sequence[str] = ()) -> str | None:
+    """Given one recorded SSH session and opsguard's own directories, return None if it only read
+    (or wrote only there), else why it may have changed the host."""
+    if session.is_sftp:
+        return "an SFTP session (it can write any file)"
+    return classify(session.command, writable=writable)
+
+
+def changing_sessions(sessions: Iterable[SessionRecord], *, writable: Sequence[str] = ()) -> list[str]:
+    """Given a host's recorded sessions and opsguard's own directories, return the command lines that may have
+    changed the host, oldest first (an empty list means: nothing but reads and opsguard's bookkeeping)."""
+    return [session.command for session in sessions if session_problem(session, writable=writable) is not None]
+
+
+def is_mutating_call(argv: list[str], *, pm2_daemon_running: bool = False) -> bool:
+    """Given a recorded stub call (argv), return whether it may have changed the host."""
     if not argv:
         return False
     if argv[0] == "sudo":
-        # sudo -n -iu USER -- sh -c 'CMD': the inner command is recorded as its own call by its stub.
+        # sudo ... -- sh -c 'CMD': the inner commands are recorded as their own calls by their stubs.
         return False
-    if argv[0] == "needrestart":
-        # -r a / -r i restart services; -r l (list) and -b (batch report) only read.
-        modes = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-r"] + [w[2:] for w in argv if w.startswith("-r") and len(w) > 2]
-        return any(mode in ("a", "i") for mode in modes)
-    words = _MUTATING.get(argv[0])
-    if words is None:
+    if argv[0] == "pm2" and pm2_daemon_running and len(argv) > 1 and argv[1] in _PM2_LISTINGS:
         return False
-    if not words:
-        return True
-    simulated = {"-s", "--simulate", "--dry-run"} & set(argv)
-    if argv[0] in ("apt-get", "apt") and simulated:
-        return False
-    if argv[0] == "npx":
-        return any(word in argv for word in words) and "db:migrate:status" not in argv
-    return any(word in argv[1:] for word in words)
+    return read_only_problem(shlex.join(argv)) is not None
 
 
-def mutating_calls(journal: list[dict[str, object]]) -> list[list[str]]:
-    """Given a host's journal records, return the argv of every call that changes the host."""
-    calls = [record.get("argv") for record in journal]
-    return [list(map(str, call)) for call in calls if isinstance(call, list) and is_mutating_call(list(map(str, call)))]
+def mutating_calls(journal: list[dict[str, Any]]) -> list[list[str]]:
+    """Given a host's stub journal records, return the argv of every call that may have changed the host."""
+    calls = []
+    for record in journal:
+        argv = record.get("argv")
+        if not isinstance(argv, list):
+            continue
+        words = [str(word) for word in argv]
+        if is_mutating_call(words, pm2_daemon_running=bool(record.get("pm2_daemon"))):
+            calls.append(words)
+    return calls

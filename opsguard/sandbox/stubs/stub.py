@@ -141,6 +141,8 @@ def main() -> int:
             "pid": os.getpid(),
             "session": session_pids[0] if session_pids else None,
             "env": {key: os.environ[key] for key in ENV_RECORDED if key in os.environ},
+            # pm2 starts its daemon (writing ~/.pm2) when none runs: the oracle must know which it was.
+            **({"pm2_daemon": pm2_daemon_running()} if name == "pm2" else {}),
         },
     )
     config = load_responses(root)
@@ -420,10 +422,29 @@ def pm2_apps(call: Call) -> dict[str, list[Any]]:
     return apps
 
 
+def pm2_pid_file() -> str:
+    """Return the pm2 daemon's pid file of the calling user (HOME is the user's home, as sudo -i sets it)."""
+    return os.path.join(os.environ.get("HOME", ""), ".pm2", "pm2.pid")
+
+
+def pm2_daemon_running() -> bool:
+    """Return whether the calling user's pm2 daemon runs (its pid file names a live process)."""
+    try:
+        with open(pm2_pid_file()) as source:
+            return os.path.isdir(f"/proc/{int(source.read().strip())}")
+    except (OSError, ValueError):
+        return False
+
+
 def pm2(call: Call) -> int:
     if not call.args:
         return 0
     action = call.args[0]
+    if not pm2_daemon_running():
+        # Like the real pm2: any command starts the daemon first, writing ~/.pm2 (pid 1 stands in for it).
+        os.makedirs(os.path.dirname(pm2_pid_file()), exist_ok=True)
+        with open(pm2_pid_file(), "w") as target:
+            target.write("1\n")
     # Like the real hosts: pm2 apps belong to the deploy user; root's pm2 list is empty.
     mine = call.profile == "zpro" and call.user not in ("", "root")
     apps = pm2_apps(call) if mine else {}
@@ -865,7 +886,7 @@ def inner_command(call: Call, command: list[str], stdin_bytes: int = 0) -> int:
         if "-l" in options or "--list" in options:
             out(pg_restore_listing())
     elif name == "psql":
-        return psql_answer(options)
+        return psql_answer(call, options)
     elif name == "redis-cli":
         out("PONG\n" if any(word.lower() == "ping" for word in options) else "OK\n")
     return 0
@@ -879,8 +900,8 @@ def pg_restore_listing() -> str:
     )
 
 
-def psql_answer(args: list[str]) -> int:
-    """Answer psql: the database size, version() and SELECT 1 queries; other statements print nothing."""
+def psql_answer(call: Call, args: list[str]) -> int:
+    """Answer psql: the database size, version(), SELECT 1 and the applied migrations (SequelizeMeta); others print nothing."""
     query, tuples_only, unaligned, index = None, False, False, 0
     while index < len(args):
         arg = args[index]
@@ -904,6 +925,11 @@ def psql_answer(args: list[str]) -> int:
     if query is None:
         return 0
     lowered = query.lower()
+    if '"sequelizemeta"' in lowered:
+        # The applied migrations, as the stateful npx sequelize db:migrate left them.
+        applied = list(load_state(call, "migrations", list(MIGRATIONS)))
+        out("".join(f"{name}\n" for name in applied) if tuples_only else f"name\n{chr(10).join(applied)}\n")
+        return 0
     if "pg_database_size" in lowered:
         column, answer = "pg_database_size", str(DATABASE_BYTES)
     elif "version()" in lowered:
@@ -926,7 +952,7 @@ def psql_answer(args: list[str]) -> int:
 
 
 def psql(call: Call) -> int:
-    return psql_answer(call.args)
+    return psql_answer(call, call.args)
 
 
 # -- docker and docker compose ---------------------------------------------------------------------
@@ -1454,7 +1480,9 @@ def sudo(call: Call) -> int:
     command = args[index:]
     if not command:
         return 0
-    environment = dict(os.environ, USER=target, LOGNAME=target, SUDO_USER=call.user or "root")
+    # sudo -i sets HOME to the target's home: inside the sandbox root, as the layout has it.
+    home = os.path.join(call.root, "root") if target == "root" else os.path.join(call.root, "home", target)
+    environment = dict(os.environ, USER=target, LOGNAME=target, HOME=home, SUDO_USER=call.user or "root")
     sys.stdout.flush()
     sys.stderr.flush()
     try:
