@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from opsguard.readonly import PM2_NOT_RUNNING
+
 # -- key=value lines (what opsguard's own shell snippets print) ---------------------------------------
 
 _KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
@@ -39,11 +41,19 @@ class Pm2Process:
     restarts: int
 
 
+def pm2_not_running(text: str) -> bool:
+    """Given the output of a pm2 probe (``PM2_LISTING``), return whether it found no live pm2 daemon."""
+    return PM2_NOT_RUNNING in text.split()
+
+
 def parse_pm2_jlist(text: str) -> list[Pm2Process]:
-    """Given ``pm2 jlist`` output, return its processes; raise ValueError if it holds no process list.
+    """Given ``pm2 jlist`` output, return its processes ([] when the probe found no pm2 daemon running);
+    raise ValueError if it holds no process list.
 
     pm2 may print lines such as ``[PM2] Spawning PM2 daemon`` before the JSON; they are skipped.
     """
+    if pm2_not_running(text):
+        return []
     decoder = json.JSONDecoder()
     for match in re.finditer(r"\[", text):
         try:
@@ -439,22 +449,32 @@ def _compose_container(item: Any) -> ComposeContainer:
 
 @dataclass(frozen=True)
 class Migration:
-    """One line of ``npx sequelize db:migrate:status``: ``up`` or ``down`` and the migration file."""
+    """One sequelize migration: ``up`` (recorded in SequelizeMeta) or ``down``, and its file name."""
 
     state: str
     name: str
 
 
-def parse_migrate_status(text: str) -> list[Migration]:
-    """Given ``sequelize db:migrate:status`` output, return its migrations; raise ValueError if there are none."""
-    migrations = [
-        Migration(match.group(1), match.group(2))
-        for match in (re.match(r"^\s*(up|down)\s+(\S+)", line) for line in text.splitlines())
-        if match
-    ]
-    if not migrations:
-        raise ValueError("no 'up'/'down' lines in the output of sequelize db:migrate:status")
-    return migrations
+MIGRATIONS_APPLIED = "--- applied"
+MIGRATIONS_FILES = "--- files"
+
+
+def parse_migration_listing(text: str) -> list[Migration]:
+    """Given a migration probe's output (the SequelizeMeta names after ``--- applied``, the release's migration
+    files after ``--- files``), return each file as up or down; raise ValueError if either part is missing.
+
+    Why not ``sequelize db:migrate:status``: it creates SequelizeMeta when it is missing and runs the app's
+    config code, so it is not read-only. A file is up when SequelizeMeta records its name.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    if MIGRATIONS_APPLIED not in lines or MIGRATIONS_FILES not in lines:
+        raise ValueError("the migration probe printed no SequelizeMeta names or no migration files")
+    start, middle = lines.index(MIGRATIONS_APPLIED), lines.index(MIGRATIONS_FILES)
+    applied = {line for line in lines[start + 1 : middle] if line}
+    files = sorted(line for line in lines[middle + 1 :] if line.endswith((".js", ".cjs", ".ts")))
+    if not files:
+        raise ValueError("the release has no migration files where the probe looked")
+    return [Migration("up" if name in applied else "down", name) for name in files]
 
 
 def parse_sha256sum(text: str) -> str:

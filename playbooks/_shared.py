@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opsguard.errors import ConfigError
-from opsguard.hostfacts import parse_df, parse_free, parse_key_values, parse_pm2_jlist
+from opsguard.hostfacts import parse_df, parse_free, parse_key_values, parse_pm2_jlist, pm2_not_running
 from opsguard.plan import Check, Facts, Step
+from opsguard.readonly import PM2_DAEMON_RUNNING, PM2_NOT_RUNNING, READ_ONLY_PGOPTIONS
 
 quote = shlex.quote
 
@@ -253,12 +254,16 @@ def lock_step(lock_files: list[str]) -> Step:
     )
 
 
-# pm2 runs as the deploy user: run with sudo_user, root's pm2 list is empty.
-PM2_JLIST = "pm2 jlist"
+# pm2 runs as the deploy user: run with sudo_user, root's pm2 list is empty. SAFETY: pm2 starts its
+# daemon (writing ~/.pm2) when none runs, so the probe asks pm2 only after finding a live daemon.
+PM2_JLIST = f"if {PM2_DAEMON_RUNNING}; then pm2 jlist; else echo {PM2_NOT_RUNNING}; fi"
 
 
 def pm2_online_problem(stdout: str, names: list[str]) -> str | None:
     """Given pm2 jlist output and process names, return None if each is listed and online, else why not."""
+    if pm2_not_running(stdout):
+        return ("pm2 is not running for this user (no live daemon; opsguard does not start one, that would "
+                f"write ~/.pm2): {', '.join(names)} are down")
     processes = {process.name: process for process in parse_pm2_jlist(stdout)}
     problems = []
     for name in names:
@@ -274,6 +279,8 @@ def pm2_restarts_facts(names: dict[str, str]) -> Facts:
     """Given {fact name: pm2 process name}, return Facts reading each process's restart count from pm2 jlist."""
 
     def parse(stdout: str) -> dict[str, str]:
+        if pm2_not_running(stdout):
+            raise ValueError("pm2 is not running for this user")
         processes = {process.name: process for process in parse_pm2_jlist(stdout)}
         facts = {}
         for fact, process_name in names.items():
@@ -301,3 +308,13 @@ def http_status_check(description: str, accept: Callable[[int], bool]) -> Check:
         return None if accept(status) else f"answered HTTP {status}"
 
     return Check(description, test)
+
+
+def read_only_psql(container: str, user: str, database: str, query: str) -> str:
+    """Given a Postgres container, user, database (shell words or {{facts}}) and a SELECT, return the probe text.
+
+    SAFETY: PGOPTIONS starts the session with default_transaction_read_only=on, so PostgreSQL itself
+    refuses any write the query might attempt; -X skips ~/.psqlrc.
+    """
+    return (f"docker exec -e PGOPTIONS={quote(READ_ONLY_PGOPTIONS)} {quote(container)} "
+            f"psql -X -U {user} -d {database} -tAc {quote(query)}")

@@ -23,11 +23,13 @@ from typing import Any
 
 from opsguard.errors import ConfigError
 from opsguard.hostfacts import (
+    MIGRATIONS_APPLIED,
+    MIGRATIONS_FILES,
     dotenv_value,
     parse_df,
     parse_dotenv_raw,
     parse_key_values,
-    parse_migrate_status,
+    parse_migration_listing,
     parse_pm2_jlist,
     parse_sha256sum,
     url_problem,
@@ -50,6 +52,7 @@ from playbooks._shared import (
     pm2_online_problem,
     pm2_restarts_facts,
     quote,
+    read_only_psql,
     relative_paths_param,
     shell_word,
     text_param,
@@ -69,6 +72,7 @@ VARS: dict[str, Any] = {
     "frontend_port": 4444,
     "db_container": "postgresql",
     "redis_container": "redis-zpro",
+    "migrations_dir": "backend/dist/database/migrations",  # relative to app_dir: the release's compiled migrations
     "env_files": ["backend/.env", "frontend/.env"],  # relative to app_dir; kept across the upgrade
     "moved_dirs": ["backend/public"],  # media: moved into the new tree, never copied
     "dpkg_lock_files": [
@@ -132,21 +136,20 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             check=Check("pg_isready: accepting connections", lambda out: None if "accepting connections" in out else "postgres is not accepting connections"),
         ),
         _redis_step(layout),
-        Step(name="nginx configuration valid", command="nginx -t", mutates=False, timeout=30,
-             why="the restart must not meet an nginx that cannot reload"),
         _same_filesystem_step(layout),
         _free_space_step(layout),
-        Step(
-            name="migration status (recorded)",
-            command=f"cd {quote(layout.app_dir + '/backend')} && npx --no-install sequelize db:migrate:status",
-            mutates=False,
-            timeout=300,
-            sudo_user=layout.deploy_user,
-            facts=Facts(("migrations_down_before",), _migrations_down_fact),
-            why="sequelize must work before we rely on it for the migrate; pending migrations are recorded",
-        ),
+        _migration_step(layout, "migration status (recorded)", facts=Facts(("migrations_down_before",), _migrations_down_fact),
+                        why="SequelizeMeta (read-only SQL) against the live release's migration files; pending ones are recorded"),
     )
     change = (
+        Step(
+            name="nginx configuration valid",
+            command="nginx -t",
+            mutates=True,
+            timeout=30,
+            why="the restart must not meet an nginx that cannot reload; after the snapshot because nginx -t "
+            "creates missing log files",
+        ),
         Step(
             name="create the backup directory for this run",
             command=f"install -d -m 0700 {quote(layout.run_backup)}",
@@ -259,14 +262,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         ),
         _pm2_online_step(layout, "pm2 processes online after the restart", "after"),
         _pm2_stable_step(layout),
-        Step(
-            name="no migration left down",
-            command=f"cd {quote(layout.app_dir + '/backend')} && npx --no-install sequelize db:migrate:status",
-            mutates=False,
-            timeout=300,
-            sudo_user=layout.deploy_user,
-            check=Check("every migration up", guarded(_no_migration_down)),
-        ),
+        _migration_step(layout, "no migration left down", check=Check("every migration up", guarded(_no_migration_down))),
         _error_log_step(layout),
     )
     return Plan(
@@ -314,6 +310,7 @@ class _Layout:
         if "backend/.env" not in self.env_files:
             raise ConfigError("param env_files: must include backend/.env")
         self.moved_dirs = relative_paths_param(params, "moved_dirs")
+        self.migrations_dir = relative_paths_param({"migrations_dir": [params.get("migrations_dir")]}, "migrations_dir")[0]
         self.lock_files = paths_param(params, "dpkg_lock_files")
         self.disk_paths = paths_param(params, "disk_paths")
         self.disk_limit = number_param(params, "disk_limit_percent", minimum=1)
@@ -450,8 +447,8 @@ def _free_space_step(layout: _Layout) -> Step:
     command = "\n".join(
         [
             f'echo "app_bytes=$(du -sb {excludes} {quote(layout.app_dir)} | cut -f1)"',
-            f"echo \"db_bytes=$(docker exec {quote(layout.db_container)} psql -U {{{{postgres_user}}}} -d {{{{postgres_db}}}} "
-            "-tAc 'select pg_database_size(current_database())')\"",
+            'echo "db_bytes=$(' + read_only_psql(layout.db_container, "{{postgres_user}}", "{{postgres_db}}",
+                                                 "select pg_database_size(current_database())") + ')"',
             nearest_existing("backup", layout.backup_dir),
             f'df -P -B1 {quote(posixpath.dirname(layout.app_dir))} "$backup"',
         ]
@@ -489,13 +486,29 @@ def _free_space_step(layout: _Layout) -> Step:
     )
 
 
+def _migration_step(layout: _Layout, name: str, *, check: Check | None = None, facts: Facts | None = None,
+                    why: str = "") -> Step:
+    """Given the layout, return the read-only migration probe: SequelizeMeta's names, then the release's files."""
+    query = 'select name from "SequelizeMeta" order by name'
+    command = "\n".join(
+        [
+            f"echo {quote(MIGRATIONS_APPLIED)}",
+            read_only_psql(layout.db_container, "{{postgres_user}}", "{{postgres_db}}", query) + " || exit 1",
+            f"echo {quote(MIGRATIONS_FILES)}",
+            f"ls -1 {quote(layout.app_dir + '/' + layout.migrations_dir)} || exit 1",
+        ]
+    )
+    return Step(name=name, command=command, mutates=False, timeout=120, check=check, facts=facts,
+                why=why or "sequelize db:migrate:status is not read-only (it creates SequelizeMeta and runs the app's config)")
+
+
 def _migrations_down_fact(stdout: str) -> dict[str, str]:
-    down = [migration for migration in parse_migrate_status(stdout) if migration.state == "down"]
+    down = [migration for migration in parse_migration_listing(stdout) if migration.state == "down"]
     return {"migrations_down_before": str(len(down))}
 
 
 def _no_migration_down(stdout: str) -> str | None:
-    down = [migration.name for migration in parse_migrate_status(stdout) if migration.state == "down"]
+    down = [migration.name for migration in parse_migration_listing(stdout) if migration.state == "down"]
     if down:
         return f"{len(down)} migration(s) still down: {', '.join(down[:5])}"
     return None
