@@ -40,6 +40,16 @@ class ConfigError(OpsguardError):
     exit_code = EXIT_CONFIG
 
 
+class LedgerWriteError(OpsguardError):
+    """A ledger record could not be written whole and fsync'ed (disk full, read-only, I/O error). Exit 78.
+
+    The message names the ledger path and the reason. A caller that has already started a change
+    decides what the run's exit code becomes; on its own this is the environment's fault (78).
+    """
+
+    exit_code = EXIT_CONFIG
+
+
 class InventoryError(ConfigError):
     """Every problem found in one inventory file; each problem is one path-qualified line."""
 

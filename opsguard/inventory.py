@@ -153,6 +153,9 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InventoryError([f"{source}: TOML syntax error: {error}"]) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively; no real inventory nests this deep.
+        raise InventoryError([f"{source}: arrays or inline tables are nested too deeply to read"]) from None
 
 
 def _duration(value: Any, where: str, problems: list[str]) -> float | None:

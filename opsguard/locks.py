@@ -8,23 +8,27 @@ lock dir holds an ``owner`` file (who, when, run id) so a refusal can say who ho
 from __future__ import annotations
 
 import fcntl
-import getpass
 import json
 import os
+import pwd
 import shlex
 import socket
 from pathlib import Path
 from typing import Any, Protocol
 
-from opsguard.errors import LockHeld, OutcomeUnknown
-from opsguard.ledger import utc_now_text
+from opsguard.errors import ConfigError, LockHeld, OutcomeUnknown
+from opsguard.ledger import utc_now_text, write_all
 
 
 def owner_record(run_id: str, reason: str) -> dict[str, Any]:
-    """Given a run id and reason, return the who/when/where record stored in a lock."""
+    """Given a run id and reason, return the who/when/where record stored in a lock and the ledger.
+
+    SAFETY: the user is the OS account running opsguard (its uid's passwd entry, else the uid),
+    never $USER or $LOGNAME, which anyone can set to another name.
+    """
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
         user = str(os.getuid())
     return {
         "run_id": run_id,
@@ -55,19 +59,37 @@ class LocalLock:
         self._descriptor: int | None = None
 
     def acquire(self, owner: dict[str, Any]) -> None:
-        """Given our owner record, take the lock; raise LockHeld naming the holder if it is taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Given our owner record, take the lock; raise LockHeld naming the holder if it is taken.
+
+        Raise ConfigError naming the path if the lock file cannot be created or written (a
+        read-only state dir, a file where a directory should be, a full disk).
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise self._setup_error("cannot create", error) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_json(self.path)
             os.close(descriptor)
             raise LockHeld(f"host {self.host}: locked by {describe_owner(holder)}; refused, nothing was changed") from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, json.dumps(owner).encode())
-        os.fsync(descriptor)
+        except OSError as error:
+            os.close(descriptor)
+            raise self._setup_error("cannot lock", error) from None
+        try:
+            os.ftruncate(descriptor, 0)
+            write_all(descriptor, json.dumps(owner).encode())
+            os.fsync(descriptor)
+        except OSError as error:
+            os.close(descriptor)  # releases the flock: a lock we cannot describe is not taken
+            raise self._setup_error("cannot write the owner into", error) from None
         self._descriptor = descriptor
+
+    def _setup_error(self, what: str, error: OSError) -> ConfigError:
+        """Given what failed and the OS error, return the one-line configuration error naming the lock path."""
+        return ConfigError(f"host {self.host}: {what} the local lock {self.path}: {error.strerror or error}")
 
     def release(self) -> None:
         """Release the lock if held (idempotent)."""

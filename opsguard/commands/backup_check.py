@@ -121,6 +121,25 @@ def _seconds(value: str, option: str) -> float:
     return seconds
 
 
+LOCK_WAIT_VARIABLE = "OPSGUARD_BACKUP_CHECK_LOCK_WAIT"
+
+
+def _lock_wait_seconds(ctx: click.Context, value: str) -> float:
+    """Given --lock-wait's value, return seconds; raise ConfigError (78) naming the variable if it came from the environment.
+
+    A typo on the command line is a usage error (2); the same typo in a cron job's environment is
+    configuration. Like every opsguard duration it needs a unit: a bare "10" could mean anything.
+    """
+    if ctx.get_parameter_source("lock_wait") is not click.core.ParameterSource.ENVIRONMENT:
+        return _seconds(value, "--lock-wait")
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ConfigError(
+            f'{LOCK_WAIT_VARIABLE}={value!r} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. "10s"'
+        ) from None
+
+
 def _echo_lines(lines: list[str]) -> None:
     for line in lines:
         click.echo(line, err=True)
@@ -204,7 +223,7 @@ def backup_check(
 
     _route_provider_logs(debug=bool(getattr(ctx.obj, "debug", False)))
     deadline_seconds = _seconds(deadline, "--deadline")
-    lock_wait_seconds = _seconds(lock_wait, "--lock-wait")
+    lock_wait_seconds = _lock_wait_seconds(ctx, lock_wait)
     if ping_url:
         _warn(notify.ping(ping_url, "start", "opsguard backup-check starting"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -9,6 +10,7 @@ import click
 from opsguard.confirm import confirm_change
 from opsguard.errors import LockHeld
 from opsguard.output import print_json
+from opsguard.textsafe import printable
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -51,21 +53,32 @@ def ledger(app: object, host: str | None, as_json: bool, last: int) -> None:
     inventory = app.inventory()  # type: ignore[attr-defined]
     if host is not None:
         inventory.host(host)  # a typo in the host name is an error, not an empty list
-    records = Ledger(inventory.settings.state_dir).records(host)
+    book = Ledger(inventory.settings.state_dir)
+    records = book.records(host)
     if last > 0:
         records = records[-last:]
-    if as_json:
-        print_json(records)
-        return
+    try:
+        if as_json:
+            print_json(records)  # exact values for scripts: JSON escapes control characters itself
+        else:
+            _print_records(records, book.path, host)
+    finally:
+        if book.skipped_lines:
+            # Once, after the records: the operator must know the trail has gaps.
+            click.echo(printable(f"ledger {book.path}: skipped {book.skipped_lines} unreadable line(s)"), err=True)
+
+
+def _print_records(records: list[dict[str, Any]], path: Path, host: str | None) -> None:
+    """Given records, print one line each; SAFETY: every line goes through printable (no forged lines)."""
     if not records:
-        click.echo(f"ledger {Ledger(inventory.settings.state_dir).path}: no records" + (f" for {host}" if host else ""))
+        click.echo(printable(f"ledger {path}: no records" + (f" for {host}" if host else "")))
         return
     # A step's "started" record only matters when no "ended" follows (a crash mid-step): show those alone.
     ended = {(r.get("run_id"), r.get("step")) for r in records if r.get("event") == "step" and r.get("phase") == "ended"}
     for record in records:
         if record.get("event") == "step" and record.get("phase") == "started" and (record.get("run_id"), record.get("step")) in ended:
             continue
-        click.echo(f"{record.get('time', '?')}  {record.get('host', '?'):6}  {record.get('run_id', '?')}  {describe(record)}")
+        click.echo(printable(f"{record['time']}  {record['host']:6}  {record['run_id']}  {describe(record)}"))
 
 
 @click.command()
