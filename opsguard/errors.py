@@ -25,13 +25,38 @@ def worst_exit_code(codes: list[int]) -> int:
 
 
 class OpsguardError(Exception):
-    """Base of every error opsguard raises on purpose. ``str(error)`` is the one-line message."""
+    """Base of every error opsguard raises on purpose. ``str(error)`` is the one-line message.
+
+    Raise sites give only the ``reason`` (what went wrong, naming host, step, path or variable).
+    What it means for the host is derived in ONE place, not written by hand at each raise site:
+    ``Refused`` always ends "refused, nothing was changed" (the guard turns a refusal raised after a
+    change started into an outcome-unknown error, so this stays true), and the guard sets
+    ``changed`` on every error that ends a guarded run (False: no mutating step had started) and
+    adds ``advice`` lines (the rollback point) once a change had started.
+    """
 
     exit_code = EXIT_INTERNAL
 
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.reason = message
+        self.changed: bool | None = None  # None: not about a guarded change
+        self.advice: list[str] = []
+
+    def __str__(self) -> str:
+        return self.reason + self.outcome_text()
+
+    def outcome_text(self) -> str:
+        """Return what this error means for the host, as a suffix of its message ("" when nothing is known)."""
+        if self.changed is False:
+            return "; nothing was changed"
+        if self.changed is True and isinstance(self, OutcomeUnknown):
+            return "; the change had started, so its outcome is unknown"
+        return ""
+
     def lines(self) -> list[str]:
-        """Given this error, return the lines to print (one per problem)."""
-        return [str(self)]
+        """Given this error, return the lines to print (one per problem, then the advice)."""
+        return [str(self), *self.advice]
 
 
 class ConfigError(OpsguardError):
@@ -54,8 +79,8 @@ class InventoryError(ConfigError):
     """Every problem found in one inventory file; each problem is one path-qualified line."""
 
     def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
     def lines(self) -> list[str]:
         return list(self.problems)
@@ -65,6 +90,9 @@ class Refused(OpsguardError):
     """The guard said no before anything was changed. Exit 3."""
 
     exit_code = EXIT_REFUSED
+
+    def outcome_text(self) -> str:
+        return "; refused, nothing was changed"
 
 
 class HostKeyRejected(Refused):
