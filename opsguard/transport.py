@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import collections
 import contextlib
 import hashlib
 import logging
@@ -59,13 +60,21 @@ KEEPALIVE_SECONDS = 15
 _READ_SIZE = 65536
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARTIAL_SUFFIX = ".opsguard-partial"
+# Output kept per stream in a CommandResult (its tail), in characters; Connection.run's max_kept.
+DEFAULT_MAX_KEPT_CHARACTERS = 1 << 20
+# A line longer than this goes to on_output in pieces, so an endless line is never held whole.
+MAX_PENDING_LINE_CHARACTERS = 64 * 1024
 
 OutputCallback = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What one remote command did. ``command`` is the command as the caller gave it (no env values)."""
+    """What one remote command did. ``command`` is the command as the caller gave it (no env values).
+
+    ``stdout`` and ``stderr`` are the last characters of each stream (Connection.run's ``max_kept``);
+    ``stdout_dropped`` and ``stderr_dropped`` count the characters before them that were not kept.
+    """
 
     command: str
     exit_status: int
@@ -73,6 +82,8 @@ class CommandResult:
     stderr: str
     started_at: float  # epoch seconds
     duration: float  # seconds
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
 
 
 def render_command(command: str, *, sudo_user: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -102,35 +113,108 @@ def fingerprint(key: Any) -> str:
 
 
 class _LineStream:
-    """Decodes one output stream incrementally; hands complete lines to the callback as they arrive."""
+    """Decodes one output stream incrementally: hands lines to the callback as they arrive, keeps a bounded tail.
 
-    def __init__(self, name: str, callback: OutputCallback | None) -> None:
+    Work and memory are linear in the output and bounded per stream, whatever its shape:
+    - the callback gets every character, in order: each complete line (without "\n" and trailing
+      "\r"), and a line longer than ``max_pending`` characters in pieces as it grows (joined, the
+      pieces are the line), so one endless line is never held whole;
+    - the kept text (what CommandResult carries) is the last ``max_kept`` characters; ``dropped``
+      counts the characters before them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        callback: OutputCallback | None,
+        *,
+        max_kept: int = DEFAULT_MAX_KEPT_CHARACTERS,
+        max_pending: int = MAX_PENDING_LINE_CHARACTERS,
+    ) -> None:
         self.name = name
+        self.dropped = 0
         self._callback = callback
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._chunks: list[str] = []
-        self._partial = ""
+        self._max_kept = max_kept
+        self._kept: collections.deque[str] = collections.deque()
+        self._kept_length = 0
+        self._max_pending = max_pending
+        # The line not yet ended by "\n", as pieces: joined once, when its newline arrives (joining
+        # on every read is what made a long line quadratic).
+        self._pending: list[str] = []
+        self._pending_length = 0
+        self._line_continues = False  # part of the current line was already handed over
 
     def feed(self, data: bytes) -> None:
-        self._emit(self._decoder.decode(data))
+        """Given bytes read from the stream, decode them, keep their tail and hand complete lines to the callback."""
+        self._take(self._decoder.decode(data))
 
     def finish(self) -> str:
-        self._emit(self._decoder.decode(b"", final=True))
-        if self._callback is not None and self._partial:
-            self._callback(self.name, self._partial.rstrip("\r"))
-            self._partial = ""
-        return "".join(self._chunks)
+        """Given the end of the stream, hand over the last unended line; return the kept text (at most max_kept characters)."""
+        self._take(self._decoder.decode(b"", final=True))
+        if self._callback is not None and self._pending:
+            self._hand_over_line(self._callback, "".join(self._pending))
+            self._pending.clear()
+            self._pending_length = 0
+        return "".join(self._kept)
 
-    def _emit(self, text: str) -> None:
+    def _take(self, text: str) -> None:
         if not text:
             return
-        self._chunks.append(text)
-        if self._callback is None:
-            return
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._callback(self.name, line.rstrip("\r"))
+        self._keep(text)
+        if self._callback is not None:
+            self._split_lines(self._callback, text)
+
+    def _keep(self, text: str) -> None:
+        self._kept.append(text)
+        self._kept_length += len(text)
+        excess = self._kept_length - self._max_kept
+        while excess > 0:
+            oldest = self._kept[0]
+            if len(oldest) <= excess:
+                self._kept.popleft()
+                cut = len(oldest)
+            else:
+                self._kept[0] = oldest[excess:]
+                cut = excess
+            self._kept_length -= cut
+            self.dropped += cut
+            excess -= cut
+
+    def _split_lines(self, callback: OutputCallback, text: str) -> None:
+        if "\n" in text:
+            lines = text.split("\n")
+            if self._pending:
+                self._pending.append(lines[0])
+                lines[0] = "".join(self._pending)
+                self._pending.clear()
+                self._pending_length = 0
+            rest = lines.pop()
+            for line in lines:
+                self._hand_over_line(callback, line)
+            text = rest
+        if text:
+            self._pending.append(text)
+            self._pending_length += len(text)
+            if self._pending_length >= self._max_pending:
+                self._hand_over_piece(callback)
+
+    def _hand_over_line(self, callback: OutputCallback, line: str) -> None:
+        line = line.rstrip("\r")
+        # The end of a line already handed over in pieces may be empty: that is no line of its own.
+        if line or not self._line_continues:
+            callback(self.name, line)
+        self._line_continues = False
+
+    def _hand_over_piece(self, callback: OutputCallback) -> None:
+        pending = "".join(self._pending)
+        piece = pending.rstrip("\r")
+        # Hold back trailing "\r": if "\n" follows, it is part of the line ending, not of the line.
+        held = pending[len(piece) :] if piece else ""
+        callback(self.name, piece or pending)
+        self._line_continues = True
+        self._pending = [held] if held else []
+        self._pending_length = len(held)
 
 
 class Connection:
@@ -177,17 +261,24 @@ class Connection:
         sudo_user: str | None = None,
         env: Mapping[str, str] | None = None,
         on_output: OutputCallback | None = None,
+        max_kept: int = DEFAULT_MAX_KEPT_CHARACTERS,
     ) -> CommandResult:
         """Given a shell command and a timeout in seconds, run it on the host and return its CommandResult.
 
         ``on_output(stream, line)`` is called for each line ("stdout" or "stderr") as it arrives,
-        without the newline. A non-zero exit status is returned, not raised. The command's stdin
-        is closed at once (no step may wait for input).
-        Raise ConnectionDropped if the connection or channel dies before an exit status arrives
-        (outcome unknown); raise StepTimeout after ``timeout`` seconds (the command may still run).
+        without the newline; a line longer than 64 KiB arrives in pieces as it grows. All output
+        reaches ``on_output``; the result keeps only the last ``max_kept`` characters of each
+        stream (default 1 MiB) and counts the rest in ``stdout_dropped``/``stderr_dropped``.
+        A non-zero exit status is returned, not raised. The command's stdin is closed at once
+        (no step may wait for input).
+        Raise ValueError for a timeout <= 0 or a negative max_kept; ConnectionDropped if the
+        connection or channel dies before an exit status arrives (outcome unknown); StepTimeout
+        after ``timeout`` seconds (the command may still run).
         """
         if timeout <= 0:
             raise ValueError(f"timeout must be greater than zero, not {timeout!r}")
+        if max_kept < 0:
+            raise ValueError(f"max_kept must be zero or more characters, not {max_kept!r}")
         text = render_command(command, sudo_user=sudo_user, env=env)
         started_at = time.time()
         start = time.monotonic()
@@ -202,8 +293,8 @@ class Connection:
                     f"{self._label}: the connection failed while starting a command ({_reason(error)}); "
                     "it may or may not have started"
                 ) from None
-            stdout = _LineStream("stdout", on_output)
-            stderr = _LineStream("stderr", on_output)
+            stdout = _LineStream("stdout", on_output, max_kept=max_kept)
+            stderr = _LineStream("stderr", on_output, max_kept=max_kept)
             self._pump(channel, stdout, stderr, deadline, timeout)
             if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise self._timeout(timeout)
@@ -229,6 +320,8 @@ class Connection:
             stderr=err_text,
             started_at=started_at,
             duration=time.monotonic() - start,
+            stdout_dropped=stdout.dropped,
+            stderr_dropped=stderr.dropped,
         )
 
     def upload(self, local_path: Path, remote_path: str, *, mode: int | None = None, timeout: float = 600.0) -> None:

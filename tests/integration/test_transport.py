@@ -84,6 +84,38 @@ def test_connection_run_streams_lines_in_order_while_command_runs(chat: Connecti
     assert result.stdout == "first\nsecond\nthird"
 
 
+def test_connection_run_keeps_bounded_stdout_tail_when_command_prints_20_mb_in_one_line(chat: Connection) -> None:
+    size = 20_000_000
+    seen = {"characters": 0, "longest": 0}
+
+    def on_output(stream: str, line: str) -> None:
+        seen["characters"] += len(line)
+        seen["longest"] = max(seen["longest"], len(line))
+
+    result = chat.run(f"head -c {size} /dev/zero | tr '\\0' x", timeout=120, on_output=on_output)
+    kept = 1 << 20  # the default tail
+    assert result.exit_status == 0
+    assert (len(result.stdout), set(result.stdout)) == (kept, {"x"})
+    assert (result.stdout_dropped, result.stderr, result.stderr_dropped) == (size - kept, "", 0)
+    assert seen["characters"] == size  # the terminal still sees all of it
+    assert seen["longest"] <= 2 * 64 * 1024  # handed over in pieces, never buffered whole
+
+
+def test_connection_run_keeps_last_max_kept_characters_and_streams_every_line(chat: Connection) -> None:
+    lines: list[str] = []
+    result = chat.run("seq 1 200000", timeout=60, max_kept=100, on_output=lambda stream, line: lines.append(line))
+    full = "".join(f"{number}\n" for number in range(1, 200001))
+    assert result.stdout == full[-100:]
+    assert result.stdout_dropped == len(full) - 100
+    assert lines == [str(number) for number in range(1, 200001)]
+
+
+def test_connection_run_rejects_negative_max_kept(chat: Connection, fresh_hosts: SandboxHosts) -> None:
+    with pytest.raises(ValueError, match="max_kept"):
+        chat.run("true", timeout=5, max_kept=-1)
+    assert fresh_hosts.journal("chat") == []
+
+
 def test_connection_reuses_one_ssh_session_for_many_commands(chat: Connection, fresh_hosts: SandboxHosts) -> None:
     transport = chat.transport
     for _ in range(5):
