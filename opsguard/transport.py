@@ -443,35 +443,64 @@ class _UnknownHostKey(Exception):
         self.key = key
 
 
+class _RevokedHostKey(Exception):
+    """Raised by our missing-host-key policy for a key marked @revoked; turned into HostKeyRejected by connect()."""
+
+    def __init__(self, key: Any) -> None:
+        super().__init__("revoked host key")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class _KnownHosts:
+    """What connect() trusts from known_hosts: (host name, key) pairs, and the keys marked @revoked."""
+
+    entries: list[tuple[str, Any]]
+    revoked: frozenset[bytes]  # public key blobs
+
+    def is_revoked(self, key: Any) -> bool:
+        """Given a paramiko public key, return True if known_hosts marks it @revoked."""
+        return bytes(key.asbytes()) in self.revoked
+
+
 class _RejectUnknownHostKey(paramiko.RejectPolicy):  # type: ignore[misc]
-    """Strict checking: a host whose key is not in known_hosts is refused, never added."""
+    """Strict checking: a host whose key is not in known_hosts is refused, never added; a revoked key says so."""
+
+    def __init__(self, known: _KnownHosts) -> None:
+        self._known = known
 
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        # connect() drops every entry whose key is revoked, so a revoked key always ends up here
+        # (or in BadHostKeyException when the host also has another key of that type).
+        if self._known.is_revoked(key):
+            raise _RevokedHostKey(key)
         raise _UnknownHostKey(key)
 
 
 def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) -> Connection:
     """Given an inventory host and settings, return an open, authenticated Connection.
 
-    Host keys come ONLY from ``settings.known_hosts``; an unknown or changed key is refused.
+    Host keys come ONLY from ``settings.known_hosts``; an unknown, changed or ``@revoked`` key is
+    refused before authentication (``@cert-authority`` lines are not supported: never trusted).
     Authentication uses ``settings.identity_file`` if set, else ssh-agent, ~/.ssh/config
     IdentityFile and the default keys.
-    Raise HostKeyRejected (exit 3) if known_hosts is missing or lacks or contradicts the host's
-    key; ConfigError (exit 78) if authentication fails or the identity file is missing;
-    OutcomeUnknown (exit 4) if the host cannot be reached or the SSH handshake fails.
+    Raise HostKeyRejected (exit 3) if known_hosts is missing, lacks or contradicts the host's key
+    or marks it revoked; ConfigError (exit 78) if known_hosts is a directory or cannot be read,
+    if authentication fails or the identity file is missing; OutcomeUnknown (exit 4) if the host
+    cannot be reached or the SSH handshake fails.
     """
     label = f"host {host.name} ({_endpoint(host)})"
     known_hosts = settings.known_hosts
-    host_keys = _load_known_hosts(known_hosts, host, label)
+    known = _load_known_hosts(known_hosts, host, label)
     key_filenames = _identity_files(host, settings, label)
     sock = _open_socket(host, connect_timeout, label)
     client = paramiko.SSHClient()
     try:
         # Strict: only the configured known_hosts file (never load_system_host_keys, never AutoAdd).
         local_keys = client.get_host_keys()
-        for name, key in host_keys:
+        for name, key in known.entries:
             local_keys.add(name, key.get_name(), key)
-        client.set_missing_host_key_policy(_RejectUnknownHostKey())
+        client.set_missing_host_key_policy(_RejectUnknownHostKey(known))
         client.connect(
             hostname=host.address,
             port=host.port,
@@ -486,6 +515,9 @@ def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) ->
             channel_timeout=connect_timeout,
         )
         client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
+    except _RevokedHostKey as error:
+        _close_quietly(client, sock)
+        raise _revoked_refusal(label, error.key, known_hosts) from None
     except _UnknownHostKey as error:
         _close_quietly(client, sock)
         raise HostKeyRejected(
@@ -495,6 +527,8 @@ def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) ->
         ) from None
     except paramiko.BadHostKeyException as error:
         _close_quietly(client, sock)
+        if known.is_revoked(error.key):
+            raise _revoked_refusal(label, error.key, known_hosts) from None
         raise HostKeyRejected(
             f"{label}: host key CHANGED (possible man-in-the-middle, or the server was reinstalled): "
             f"{known_hosts} has {error.expected_key.get_name()} {fingerprint(error.expected_key)}, the server offered "
@@ -539,33 +573,75 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _load_known_hosts(path: Path, host: Host, label: str) -> list[tuple[str, Any]]:
-    """Read known_hosts tolerantly: skip marker lines (@cert-authority, @revoked) and lines paramiko cannot parse."""
+def _revoked_refusal(label: str, key: Any, known_hosts: Path) -> HostKeyRejected:
+    return HostKeyRejected(
+        f"{label}: host key {key.get_name()} {fingerprint(key)} is REVOKED (marked @revoked in {known_hosts}); "
+        "refusing to connect, as a revoked key may be in someone else's hands: get the host's new key "
+        "from the provider console"
+    )
+
+
+def _load_known_hosts(path: Path, host: Host, label: str) -> _KnownHosts:
+    """Read known_hosts tolerantly: keep plain entries whose key is not @revoked; skip lines paramiko cannot parse."""
+    text = _read_known_hosts(path, host, label)
+    entries: list[tuple[str, Any]] = []
+    revoked: set[bytes] = set()
+    for number, raw_line in enumerate(text.splitlines(), 1):
+        fields = raw_line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if fields[0] == "@revoked":
+            # SAFETY: a revoked key is refused for every host, whatever names its line gives: a
+            # key that must never be accepted for one name must not be accepted under another.
+            entry = _parse_known_hosts_line(" ".join(fields[1:]), number)
+            if entry is not None:
+                revoked.add(bytes(entry.key.asbytes()))
+            continue
+        if fields[0].startswith("@"):
+            # @cert-authority (and any other marker): paramiko cannot honour it; skipping means
+            # such a key is simply not trusted (refused), never accepted.
+            continue
+        entry = _parse_known_hosts_line(raw_line.strip(), number)
+        if entry is not None:
+            entries += [(name, entry.key) for name in entry.hostnames]
+    # Dropped, not just flagged: paramiko would otherwise accept the key from its own table.
+    kept = [(name, key) for name, key in entries if bytes(key.asbytes()) not in revoked]
+    return _KnownHosts(kept, frozenset(revoked))
+
+
+def _read_known_hosts(path: Path, host: Host, label: str) -> str:
+    if path.is_dir():
+        raise ConfigError(
+            f"{label}: known_hosts {path} is a directory, not a file; point settings.known_hosts in the "
+            "inventory at the known_hosts file itself"
+        )
+    missing = HostKeyRejected(
+        f"{label}: known_hosts file {path} does not exist, so no host key can be verified; verify the host's "
+        f"fingerprint with the provider console, then add it: {_keyscan_hint(host, path)}"
+    )
+    if not path.exists():
+        raise missing
     if not path.is_file():
-        raise HostKeyRejected(
-            f"{label}: known_hosts file {path} does not exist, so no host key can be verified; verify the host's "
-            f"fingerprint with the provider console, then add it: {_keyscan_hint(host, path)}"
+        raise ConfigError(
+            f"{label}: known_hosts {path} is not a regular file; point settings.known_hosts in the inventory "
+            "at the known_hosts file itself"
         )
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:  # removed since the check above
+        raise missing from None
     except OSError as error:
-        raise HostKeyRejected(f"{label}: known_hosts file {path} cannot be read: {_reason(error)}") from None
-    entries: list[tuple[str, Any]] = []
-    for number, raw_line in enumerate(text.splitlines(), 1):
-        line = raw_line.strip()
-        if not line or line.startswith("#") or line.startswith("@"):
-            # @revoked / @cert-authority: paramiko cannot honour them; skipping means such a key
-            # is simply not trusted (refused), never accepted.
-            continue
-        try:
-            entry = HostKeyEntry.from_line(line, number)
-        except Exception:  # a corrupt line must not stop strict checking of the others
-            continue
-        if entry is None:
-            continue
-        for name in entry.hostnames:
-            entries.append((name, entry.key))
-    return entries
+        raise ConfigError(
+            f"{label}: known_hosts {path} cannot be read: {_reason(error)}; check its permissions, or "
+            "settings.known_hosts in the inventory"
+        ) from None
+
+
+def _parse_known_hosts_line(line: str, number: int) -> HostKeyEntry | None:
+    try:
+        return HostKeyEntry.from_line(line, number)
+    except Exception:  # a corrupt line must not stop strict checking of the others
+        return None
 
 
 def _identity_files(host: Host, settings: Settings, label: str) -> list[str]:
