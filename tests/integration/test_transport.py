@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
 import socket
 import stat
 import threading
@@ -375,6 +376,15 @@ def test_connect_raises_config_error_when_known_hosts_is_a_directory(inventory: 
     assert raised.value.exit_code == 78
     assert str(directory) in message and "is a directory" in message and "settings.known_hosts" in message
     assert "\n" not in message
+
+
+def test_connect_raises_config_error_when_known_hosts_is_not_a_regular_file(inventory: Inventory, tmp_path: Path) -> None:
+    fifo = tmp_path / "known_hosts"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    settings = dataclasses.replace(inventory.settings, known_hosts=fifo)
+    with pytest.raises(ConfigError, match="not a regular file") as raised:
+        connect(inventory.host("chat"), settings)
+    assert str(fifo) in str(raised.value) and "settings.known_hosts" in str(raised.value)
 
 
 def test_connect_raises_config_error_when_known_hosts_cannot_be_read(
