@@ -115,7 +115,7 @@ def fingerprint(key: Any) -> str:
 class _LineStream:
     """Decodes one output stream incrementally: hands lines to the callback as they arrive, keeps a bounded tail.
 
-    Work and memory are linear in the output and bounded per stream, whatever its shape:
+    Work is linear in the output and memory bounded per stream, whatever the output's shape:
     - the callback gets every character, in order: each complete line (without "\n" and trailing
       "\r"), and a line longer than ``max_pending`` characters in pieces as it grows (joined, the
       pieces are the line), so one endless line is never held whole;
@@ -485,9 +485,9 @@ def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) ->
     Authentication uses ``settings.identity_file`` if set, else ssh-agent, ~/.ssh/config
     IdentityFile and the default keys.
     Raise HostKeyRejected (exit 3) if known_hosts is missing, lacks or contradicts the host's key
-    or marks it revoked; ConfigError (exit 78) if known_hosts is a directory or cannot be read,
-    if authentication fails or the identity file is missing; OutcomeUnknown (exit 4) if the host
-    cannot be reached or the SSH handshake fails.
+    or marks it revoked; ConfigError (exit 78) if known_hosts is a directory (or not a regular
+    file) or cannot be read, if authentication fails or the identity file is missing;
+    OutcomeUnknown (exit 4) if the host cannot be reached or the SSH handshake fails.
     """
     label = f"host {host.name} ({_endpoint(host)})"
     known_hosts = settings.known_hosts
