@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import collections
 import contextlib
 import hashlib
 import logging
@@ -59,13 +60,21 @@ KEEPALIVE_SECONDS = 15
 _READ_SIZE = 65536
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARTIAL_SUFFIX = ".opsguard-partial"
+# Output kept per stream in a CommandResult (its tail), in characters; Connection.run's max_kept.
+DEFAULT_MAX_KEPT_CHARACTERS = 1 << 20
+# A line longer than this goes to on_output in pieces, so an endless line is never held whole.
+MAX_PENDING_LINE_CHARACTERS = 64 * 1024
 
 OutputCallback = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What one remote command did. ``command`` is the command as the caller gave it (no env values)."""
+    """What one remote command did. ``command`` is the command as the caller gave it (no env values).
+
+    ``stdout`` and ``stderr`` are the last characters of each stream (Connection.run's ``max_kept``);
+    ``stdout_dropped`` and ``stderr_dropped`` count the characters before them that were not kept.
+    """
 
     command: str
     exit_status: int
@@ -73,6 +82,8 @@ class CommandResult:
     stderr: str
     started_at: float  # epoch seconds
     duration: float  # seconds
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
 
 
 def render_command(command: str, *, sudo_user: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -102,35 +113,108 @@ def fingerprint(key: Any) -> str:
 
 
 class _LineStream:
-    """Decodes one output stream incrementally; hands complete lines to the callback as they arrive."""
+    """Decodes one output stream incrementally: hands lines to the callback as they arrive, keeps a bounded tail.
 
-    def __init__(self, name: str, callback: OutputCallback | None) -> None:
+    Work is linear in the output and memory bounded per stream, whatever the output's shape:
+    - the callback gets every character, in order: each complete line (without "\n" and trailing
+      "\r"), and a line longer than ``max_pending`` characters in pieces as it grows (joined, the
+      pieces are the line), so one endless line is never held whole;
+    - the kept text (what CommandResult carries) is the last ``max_kept`` characters; ``dropped``
+      counts the characters before them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        callback: OutputCallback | None,
+        *,
+        max_kept: int = DEFAULT_MAX_KEPT_CHARACTERS,
+        max_pending: int = MAX_PENDING_LINE_CHARACTERS,
+    ) -> None:
         self.name = name
+        self.dropped = 0
         self._callback = callback
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._chunks: list[str] = []
-        self._partial = ""
+        self._max_kept = max_kept
+        self._kept: collections.deque[str] = collections.deque()
+        self._kept_length = 0
+        self._max_pending = max_pending
+        # The line not yet ended by "\n", as pieces: joined once, when its newline arrives (joining
+        # on every read is what made a long line quadratic).
+        self._pending: list[str] = []
+        self._pending_length = 0
+        self._line_continues = False  # part of the current line was already handed over
 
     def feed(self, data: bytes) -> None:
-        self._emit(self._decoder.decode(data))
+        """Given bytes read from the stream, decode them, keep their tail and hand complete lines to the callback."""
+        self._take(self._decoder.decode(data))
 
     def finish(self) -> str:
-        self._emit(self._decoder.decode(b"", final=True))
-        if self._callback is not None and self._partial:
-            self._callback(self.name, self._partial.rstrip("\r"))
-            self._partial = ""
-        return "".join(self._chunks)
+        """Given the end of the stream, hand over the last unended line; return the kept text (at most max_kept characters)."""
+        self._take(self._decoder.decode(b"", final=True))
+        if self._callback is not None and self._pending:
+            self._hand_over_line(self._callback, "".join(self._pending))
+            self._pending.clear()
+            self._pending_length = 0
+        return "".join(self._kept)
 
-    def _emit(self, text: str) -> None:
+    def _take(self, text: str) -> None:
         if not text:
             return
-        self._chunks.append(text)
-        if self._callback is None:
-            return
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._callback(self.name, line.rstrip("\r"))
+        self._keep(text)
+        if self._callback is not None:
+            self._split_lines(self._callback, text)
+
+    def _keep(self, text: str) -> None:
+        self._kept.append(text)
+        self._kept_length += len(text)
+        excess = self._kept_length - self._max_kept
+        while excess > 0:
+            oldest = self._kept[0]
+            if len(oldest) <= excess:
+                self._kept.popleft()
+                cut = len(oldest)
+            else:
+                self._kept[0] = oldest[excess:]
+                cut = excess
+            self._kept_length -= cut
+            self.dropped += cut
+            excess -= cut
+
+    def _split_lines(self, callback: OutputCallback, text: str) -> None:
+        if "\n" in text:
+            lines = text.split("\n")
+            if self._pending:
+                self._pending.append(lines[0])
+                lines[0] = "".join(self._pending)
+                self._pending.clear()
+                self._pending_length = 0
+            rest = lines.pop()
+            for line in lines:
+                self._hand_over_line(callback, line)
+            text = rest
+        if text:
+            self._pending.append(text)
+            self._pending_length += len(text)
+            if self._pending_length >= self._max_pending:
+                self._hand_over_piece(callback)
+
+    def _hand_over_line(self, callback: OutputCallback, line: str) -> None:
+        line = line.rstrip("\r")
+        # The end of a line already handed over in pieces may be empty: that is no line of its own.
+        if line or not self._line_continues:
+            callback(self.name, line)
+        self._line_continues = False
+
+    def _hand_over_piece(self, callback: OutputCallback) -> None:
+        pending = "".join(self._pending)
+        piece = pending.rstrip("\r")
+        # Hold back trailing "\r": if "\n" follows, it is part of the line ending, not of the line.
+        held = pending[len(piece) :] if piece else ""
+        callback(self.name, piece or pending)
+        self._line_continues = True
+        self._pending = [held] if held else []
+        self._pending_length = len(held)
 
 
 class Connection:
@@ -177,17 +261,24 @@ class Connection:
         sudo_user: str | None = None,
         env: Mapping[str, str] | None = None,
         on_output: OutputCallback | None = None,
+        max_kept: int = DEFAULT_MAX_KEPT_CHARACTERS,
     ) -> CommandResult:
         """Given a shell command and a timeout in seconds, run it on the host and return its CommandResult.
 
         ``on_output(stream, line)`` is called for each line ("stdout" or "stderr") as it arrives,
-        without the newline. A non-zero exit status is returned, not raised. The command's stdin
-        is closed at once (no step may wait for input).
-        Raise ConnectionDropped if the connection or channel dies before an exit status arrives
-        (outcome unknown); raise StepTimeout after ``timeout`` seconds (the command may still run).
+        without the newline; a line longer than 64 KiB arrives in pieces as it grows. All output
+        reaches ``on_output``; the result keeps only the last ``max_kept`` characters of each
+        stream (default 1 MiB) and counts the rest in ``stdout_dropped``/``stderr_dropped``.
+        A non-zero exit status is returned, not raised. The command's stdin is closed at once
+        (no step may wait for input).
+        Raise ValueError for a timeout <= 0 or a negative max_kept; ConnectionDropped if the
+        connection or channel dies before an exit status arrives (outcome unknown); StepTimeout
+        after ``timeout`` seconds (the command may still run).
         """
         if timeout <= 0:
             raise ValueError(f"timeout must be greater than zero, not {timeout!r}")
+        if max_kept < 0:
+            raise ValueError(f"max_kept must be zero or more characters, not {max_kept!r}")
         text = render_command(command, sudo_user=sudo_user, env=env)
         started_at = time.time()
         start = time.monotonic()
@@ -202,8 +293,8 @@ class Connection:
                     f"{self._label}: the connection failed while starting a command ({_reason(error)}); "
                     "it may or may not have started"
                 ) from None
-            stdout = _LineStream("stdout", on_output)
-            stderr = _LineStream("stderr", on_output)
+            stdout = _LineStream("stdout", on_output, max_kept=max_kept)
+            stderr = _LineStream("stderr", on_output, max_kept=max_kept)
             self._pump(channel, stdout, stderr, deadline, timeout)
             if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise self._timeout(timeout)
@@ -229,6 +320,8 @@ class Connection:
             stderr=err_text,
             started_at=started_at,
             duration=time.monotonic() - start,
+            stdout_dropped=stdout.dropped,
+            stderr_dropped=stderr.dropped,
         )
 
     def upload(self, local_path: Path, remote_path: str, *, mode: int | None = None, timeout: float = 600.0) -> None:
@@ -350,35 +443,64 @@ class _UnknownHostKey(Exception):
         self.key = key
 
 
+class _RevokedHostKey(Exception):
+    """Raised by our missing-host-key policy for a key marked @revoked; turned into HostKeyRejected by connect()."""
+
+    def __init__(self, key: Any) -> None:
+        super().__init__("revoked host key")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class _KnownHosts:
+    """What connect() trusts from known_hosts: (host name, key) pairs, and the keys marked @revoked."""
+
+    entries: list[tuple[str, Any]]
+    revoked: frozenset[bytes]  # public key blobs
+
+    def is_revoked(self, key: Any) -> bool:
+        """Given a paramiko public key, return True if known_hosts marks it @revoked."""
+        return bytes(key.asbytes()) in self.revoked
+
+
 class _RejectUnknownHostKey(paramiko.RejectPolicy):  # type: ignore[misc]
-    """Strict checking: a host whose key is not in known_hosts is refused, never added."""
+    """Strict checking: a host whose key is not in known_hosts is refused, never added; a revoked key says so."""
+
+    def __init__(self, known: _KnownHosts) -> None:
+        self._known = known
 
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        # connect() drops every entry whose key is revoked, so a revoked key always ends up here
+        # (or in BadHostKeyException when the host also has another key of that type).
+        if self._known.is_revoked(key):
+            raise _RevokedHostKey(key)
         raise _UnknownHostKey(key)
 
 
 def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) -> Connection:
     """Given an inventory host and settings, return an open, authenticated Connection.
 
-    Host keys come ONLY from ``settings.known_hosts``; an unknown or changed key is refused.
+    Host keys come ONLY from ``settings.known_hosts``; an unknown, changed or ``@revoked`` key is
+    refused before authentication (``@cert-authority`` lines are not supported: never trusted).
     Authentication uses ``settings.identity_file`` if set, else ssh-agent, ~/.ssh/config
     IdentityFile and the default keys.
-    Raise HostKeyRejected (exit 3) if known_hosts is missing or lacks or contradicts the host's
-    key; ConfigError (exit 78) if authentication fails or the identity file is missing;
+    Raise HostKeyRejected (exit 3) if known_hosts is missing, lacks or contradicts the host's key
+    or marks it revoked; ConfigError (exit 78) if known_hosts is a directory (or not a regular
+    file) or cannot be read, if authentication fails or the identity file is missing;
     OutcomeUnknown (exit 4) if the host cannot be reached or the SSH handshake fails.
     """
     label = f"host {host.name} ({_endpoint(host)})"
     known_hosts = settings.known_hosts
-    host_keys = _load_known_hosts(known_hosts, host, label)
+    known = _load_known_hosts(known_hosts, host, label)
     key_filenames = _identity_files(host, settings, label)
     sock = _open_socket(host, connect_timeout, label)
     client = paramiko.SSHClient()
     try:
         # Strict: only the configured known_hosts file (never load_system_host_keys, never AutoAdd).
         local_keys = client.get_host_keys()
-        for name, key in host_keys:
+        for name, key in known.entries:
             local_keys.add(name, key.get_name(), key)
-        client.set_missing_host_key_policy(_RejectUnknownHostKey())
+        client.set_missing_host_key_policy(_RejectUnknownHostKey(known))
         client.connect(
             hostname=host.address,
             port=host.port,
@@ -393,6 +515,9 @@ def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) ->
             channel_timeout=connect_timeout,
         )
         client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
+    except _RevokedHostKey as error:
+        _close_quietly(client, sock)
+        raise _revoked_refusal(label, error.key, known_hosts) from None
     except _UnknownHostKey as error:
         _close_quietly(client, sock)
         raise HostKeyRejected(
@@ -402,6 +527,8 @@ def connect(host: Host, settings: Settings, *, connect_timeout: float = 10.0) ->
         ) from None
     except paramiko.BadHostKeyException as error:
         _close_quietly(client, sock)
+        if known.is_revoked(error.key):
+            raise _revoked_refusal(label, error.key, known_hosts) from None
         raise HostKeyRejected(
             f"{label}: host key CHANGED (possible man-in-the-middle, or the server was reinstalled): "
             f"{known_hosts} has {error.expected_key.get_name()} {fingerprint(error.expected_key)}, the server offered "
@@ -446,33 +573,75 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _load_known_hosts(path: Path, host: Host, label: str) -> list[tuple[str, Any]]:
-    """Read known_hosts tolerantly: skip marker lines (@cert-authority, @revoked) and lines paramiko cannot parse."""
+def _revoked_refusal(label: str, key: Any, known_hosts: Path) -> HostKeyRejected:
+    return HostKeyRejected(
+        f"{label}: host key {key.get_name()} {fingerprint(key)} is REVOKED (marked @revoked in {known_hosts}); "
+        "refusing to connect, as a revoked key may be in someone else's hands: get the host's new key "
+        "from the provider console"
+    )
+
+
+def _load_known_hosts(path: Path, host: Host, label: str) -> _KnownHosts:
+    """Read known_hosts tolerantly: keep plain entries whose key is not @revoked; skip lines paramiko cannot parse."""
+    text = _read_known_hosts(path, host, label)
+    entries: list[tuple[str, Any]] = []
+    revoked: set[bytes] = set()
+    for number, raw_line in enumerate(text.splitlines(), 1):
+        fields = raw_line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if fields[0] == "@revoked":
+            # SAFETY: a revoked key is refused for every host, whatever names its line gives: a
+            # key that must never be accepted for one name must not be accepted under another.
+            entry = _parse_known_hosts_line(" ".join(fields[1:]), number)
+            if entry is not None:
+                revoked.add(bytes(entry.key.asbytes()))
+            continue
+        if fields[0].startswith("@"):
+            # @cert-authority (and any other marker): paramiko cannot honour it; skipping means
+            # such a key is simply not trusted (refused), never accepted.
+            continue
+        entry = _parse_known_hosts_line(raw_line.strip(), number)
+        if entry is not None:
+            entries += [(name, entry.key) for name in entry.hostnames]
+    # Dropped, not just flagged: paramiko would otherwise accept the key from its own table.
+    kept = [(name, key) for name, key in entries if bytes(key.asbytes()) not in revoked]
+    return _KnownHosts(kept, frozenset(revoked))
+
+
+def _read_known_hosts(path: Path, host: Host, label: str) -> str:
+    if path.is_dir():
+        raise ConfigError(
+            f"{label}: known_hosts {path} is a directory, not a file; point settings.known_hosts in the "
+            "inventory at the known_hosts file itself"
+        )
+    missing = HostKeyRejected(
+        f"{label}: known_hosts file {path} does not exist, so no host key can be verified; verify the host's "
+        f"fingerprint with the provider console, then add it: {_keyscan_hint(host, path)}"
+    )
+    if not path.exists():
+        raise missing
     if not path.is_file():
-        raise HostKeyRejected(
-            f"{label}: known_hosts file {path} does not exist, so no host key can be verified; verify the host's "
-            f"fingerprint with the provider console, then add it: {_keyscan_hint(host, path)}"
+        raise ConfigError(
+            f"{label}: known_hosts {path} is not a regular file; point settings.known_hosts in the inventory "
+            "at the known_hosts file itself"
         )
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:  # removed since the check above
+        raise missing from None
     except OSError as error:
-        raise HostKeyRejected(f"{label}: known_hosts file {path} cannot be read: {_reason(error)}") from None
-    entries: list[tuple[str, Any]] = []
-    for number, raw_line in enumerate(text.splitlines(), 1):
-        line = raw_line.strip()
-        if not line or line.startswith("#") or line.startswith("@"):
-            # @revoked / @cert-authority: paramiko cannot honour them; skipping means such a key
-            # is simply not trusted (refused), never accepted.
-            continue
-        try:
-            entry = HostKeyEntry.from_line(line, number)
-        except Exception:  # a corrupt line must not stop strict checking of the others
-            continue
-        if entry is None:
-            continue
-        for name in entry.hostnames:
-            entries.append((name, entry.key))
-    return entries
+        raise ConfigError(
+            f"{label}: known_hosts {path} cannot be read: {_reason(error)}; check its permissions, or "
+            "settings.known_hosts in the inventory"
+        ) from None
+
+
+def _parse_known_hosts_line(line: str, number: int) -> HostKeyEntry | None:
+    try:
+        return HostKeyEntry.from_line(line, number)
+    except Exception:  # a corrupt line must not stop strict checking of the others
+        return None
 
 
 def _identity_files(host: Host, settings: Settings, label: str) -> list[str]:

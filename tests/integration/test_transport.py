@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
 import socket
 import stat
 import threading
@@ -82,6 +83,38 @@ def test_connection_run_streams_lines_in_order_while_command_runs(chat: Connecti
     assert [line for stream, line in seen if stream == "stdout"] == ["first", "second", "third"]
     assert [line for stream, line in seen if stream == "stderr"] == ["warn"]
     assert result.stdout == "first\nsecond\nthird"
+
+
+def test_connection_run_keeps_bounded_stdout_tail_when_command_prints_20_mb_in_one_line(chat: Connection) -> None:
+    size = 20_000_000
+    seen = {"characters": 0, "longest": 0}
+
+    def on_output(stream: str, line: str) -> None:
+        seen["characters"] += len(line)
+        seen["longest"] = max(seen["longest"], len(line))
+
+    result = chat.run(f"head -c {size} /dev/zero | tr '\\0' x", timeout=120, on_output=on_output)
+    kept = 1 << 20  # the default tail
+    assert result.exit_status == 0
+    assert (len(result.stdout), set(result.stdout)) == (kept, {"x"})
+    assert (result.stdout_dropped, result.stderr, result.stderr_dropped) == (size - kept, "", 0)
+    assert seen["characters"] == size  # the terminal still sees all of it
+    assert seen["longest"] <= 2 * 64 * 1024  # handed over in pieces, never buffered whole
+
+
+def test_connection_run_keeps_last_max_kept_characters_and_streams_every_line(chat: Connection) -> None:
+    lines: list[str] = []
+    result = chat.run("seq 1 200000", timeout=60, max_kept=100, on_output=lambda stream, line: lines.append(line))
+    full = "".join(f"{number}\n" for number in range(1, 200001))
+    assert result.stdout == full[-100:]
+    assert result.stdout_dropped == len(full) - 100
+    assert lines == [str(number) for number in range(1, 200001)]
+
+
+def test_connection_run_rejects_negative_max_kept(chat: Connection, fresh_hosts: SandboxHosts) -> None:
+    with pytest.raises(ValueError, match="max_kept"):
+        chat.run("true", timeout=5, max_kept=-1)
+    assert fresh_hosts.journal("chat") == []
 
 
 def test_connection_reuses_one_ssh_session_for_many_commands(chat: Connection, fresh_hosts: SandboxHosts) -> None:
@@ -222,6 +255,99 @@ def test_connect_refuses_changed_host_key_showing_both_fingerprints(
     assert sha256_fingerprint(server_public) in str(raised.value)
 
 
+def server_public_key(hosts: SandboxHosts, name: str) -> str:
+    """Given the sandbox hosts and a host name, return its host key as "ssh-ed25519 AAAA..." (no comment)."""
+    return " ".join(hosts.host(name).path("ssh_host_ed25519_key.pub").read_text().split()[:2])
+
+
+def write_known_hosts(tmp_path: Path, lines: list[str]) -> Path:
+    """Given known_hosts lines, write them to tmp_path/known_hosts and return its path."""
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("\n".join(lines) + "\n")
+    return known_hosts
+
+
+def assert_refused_as_revoked(raised: pytest.ExceptionInfo[HostKeyRejected], known_hosts: Path, public: str) -> None:
+    """Given a refusal, assert it is the one-line "revoked" refusal naming host, file and fingerprint."""
+    message = str(raised.value)
+    assert raised.value.exit_code == 3
+    assert "host chat (127.0.0.2:" in message and "REVOKED" in message
+    assert str(known_hosts) in message and sha256_fingerprint(public) in message
+    assert "CHANGED" not in message and "\n" not in message
+
+
+def test_connect_refuses_revoked_host_key_when_it_is_the_only_line_for_the_host(
+    inventory: Inventory, fresh_hosts: SandboxHosts, tmp_path: Path
+) -> None:
+    host = inventory.host("chat")
+    public = server_public_key(fresh_hosts, "chat")
+    known_hosts = write_known_hosts(tmp_path, [f"@revoked [127.0.0.2]:{host.port} {public}"])
+    settings = dataclasses.replace(inventory.settings, known_hosts=known_hosts)
+    with pytest.raises(HostKeyRejected) as raised:
+        connect(host, settings)
+    assert_refused_as_revoked(raised, known_hosts, public)
+    assert fresh_hosts.journal("chat") == []
+
+
+@pytest.mark.parametrize("revoked_first", [True, False], ids=["revoked-line-first", "revoked-line-last"])
+def test_connect_refuses_revoked_host_key_before_authentication_when_a_plain_line_lists_it_too(
+    inventory: Inventory, fresh_hosts: SandboxHosts, tmp_path: Path, revoked_first: bool
+) -> None:
+    host = inventory.host("chat")
+    public = server_public_key(fresh_hosts, "chat")
+    revoked, plain = f"@revoked [127.0.0.2]:{host.port} {public}", f"[127.0.0.2]:{host.port} {public}"
+    known_hosts = write_known_hosts(tmp_path, [revoked, plain] if revoked_first else [plain, revoked])
+    # An identity the host does not accept: were the host key checked after authentication, this
+    # would end as ConfigError ("authentication failed"), not as the host key refusal.
+    stranger = tmp_path / "stranger_ed25519"
+    stranger.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    stranger.chmod(0o600)
+    settings = dataclasses.replace(inventory.settings, known_hosts=known_hosts, identity_file=stranger)
+    with pytest.raises(HostKeyRejected) as raised:
+        connect(host, settings)
+    assert_refused_as_revoked(raised, known_hosts, public)
+
+
+def test_connect_refuses_revoked_host_key_when_another_key_is_listed_for_the_host(
+    inventory: Inventory, fresh_hosts: SandboxHosts, tmp_path: Path
+) -> None:
+    # The server still offers the revoked key; known_hosts already lists a replacement. Revoked, not "changed".
+    host = inventory.host("chat")
+    public = server_public_key(fresh_hosts, "chat")
+    lines = [f"@revoked [127.0.0.2]:{host.port} {public}", f"[127.0.0.2]:{host.port} {new_public_key()}"]
+    known_hosts = write_known_hosts(tmp_path, lines)
+    settings = dataclasses.replace(inventory.settings, known_hosts=known_hosts)
+    with pytest.raises(HostKeyRejected) as raised:
+        connect(host, settings)
+    assert_refused_as_revoked(raised, known_hosts, public)
+
+
+def test_connect_accepts_host_key_when_only_a_different_key_is_revoked(
+    inventory: Inventory, fresh_hosts: SandboxHosts, tmp_path: Path
+) -> None:
+    host = inventory.host("chat")
+    public = server_public_key(fresh_hosts, "chat")
+    lines = [f"@revoked [127.0.0.2]:{host.port} {new_public_key()}", f"[127.0.0.2]:{host.port} {public}"]
+    settings = dataclasses.replace(inventory.settings, known_hosts=write_known_hosts(tmp_path, lines))
+    with connect(host, settings) as connection:
+        assert connection.run("echo ok", timeout=10).stdout == "ok\n"
+
+
+def test_connect_does_not_trust_a_cert_authority_line_as_a_host_key(
+    inventory: Inventory, fresh_hosts: SandboxHosts, tmp_path: Path
+) -> None:
+    host = inventory.host("chat")
+    public = server_public_key(fresh_hosts, "chat")
+    known_hosts = write_known_hosts(tmp_path, [f"@cert-authority [127.0.0.2]:{host.port} {public}"])
+    settings = dataclasses.replace(inventory.settings, known_hosts=known_hosts)
+    with pytest.raises(HostKeyRejected, match="not in"):
+        connect(host, settings)
+
+
 def test_connect_accepts_known_hosts_with_unparseable_and_marker_lines(
     inventory: Inventory, fresh_hosts: SandboxHosts, tmp_path: Path
 ) -> None:
@@ -238,6 +364,49 @@ def test_connect_refuses_when_known_hosts_file_is_missing(inventory: Inventory, 
     with pytest.raises(HostKeyRejected, match="does not exist") as raised:
         connect(inventory.host("chat"), settings)
     assert raised.value.exit_code == 3
+
+
+def test_connect_raises_config_error_when_known_hosts_is_a_directory(inventory: Inventory, tmp_path: Path) -> None:
+    directory = tmp_path / "known_hosts.d"
+    directory.mkdir()
+    settings = dataclasses.replace(inventory.settings, known_hosts=directory)
+    with pytest.raises(ConfigError) as raised:
+        connect(inventory.host("chat"), settings)
+    message = str(raised.value)
+    assert raised.value.exit_code == 78
+    assert str(directory) in message and "is a directory" in message and "settings.known_hosts" in message
+    assert "\n" not in message
+
+
+def test_connect_raises_config_error_when_known_hosts_is_not_a_regular_file(inventory: Inventory, tmp_path: Path) -> None:
+    fifo = tmp_path / "known_hosts"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    settings = dataclasses.replace(inventory.settings, known_hosts=fifo)
+    with pytest.raises(ConfigError, match="not a regular file") as raised:
+        connect(inventory.host("chat"), settings)
+    assert str(fifo) in str(raised.value) and "settings.known_hosts" in str(raised.value)
+
+
+def test_connect_raises_config_error_when_known_hosts_cannot_be_read(
+    inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests run as root here, which reads any file whatever its mode: make the read itself fail as EACCES does.
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    real_read_text = Path.read_text
+
+    def read_text(path: Path, *args: object, **kwargs: object) -> str:
+        if path == known_hosts:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_text(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    settings = dataclasses.replace(inventory.settings, known_hosts=known_hosts)
+    with pytest.raises(ConfigError) as raised:
+        connect(inventory.host("chat"), settings)
+    message = str(raised.value)
+    assert raised.value.exit_code == 78
+    assert str(known_hosts) in message and "cannot be read" in message and "Permission denied" in message
 
 
 def test_connect_reports_outcome_unknown_when_port_refuses(inventory: Inventory) -> None:
