@@ -1015,6 +1015,7 @@ def _bookkeeping(name: str, args: list[Word], context: _Context) -> str | None:
     if not context.writable:
         return f"{name} changes files"
     paths = []
+    options = []
     for arg in args:
         value = arg.literal
         if value is None:
@@ -1022,9 +1023,16 @@ def _bookkeeping(name: str, args: list[Word], context: _Context) -> str | None:
         if value == "--" or value.startswith("-"):
             if name == "rm" and ("r" in value.lstrip("-") or "R" in value):
                 return "rm -r"
+            options.append(value)
             continue
         paths.append(value)
-    if paths and all(_under(path, context.writable) for path in paths):
+
+    def allowed(path: str) -> bool:
+        # mkdir -p of a directory ABOVE one of ours only creates the way to it.
+        above = name == "mkdir" and "-p" in options and any(_under(root, (path,)) for root in context.writable)
+        return _under(path, context.writable) or above
+
+    if paths and all(allowed(path) for path in paths):
         return None
     return f"{name} outside opsguard's own directories"
 

@@ -86,12 +86,18 @@ class CommandResult:
     stderr_dropped: int = 0
 
 
-def render_command(command: str, *, sudo_user: str | None = None, env: Mapping[str, str] | None = None) -> str:
+def render_command(
+    command: str, *, sudo_user: str | None = None, env: Mapping[str, str] | None = None, pid_file: str | None = None
+) -> str:
     """Given a shell command, an optional user to run it as and environment variables, return the text sent to the host.
 
     ``env`` becomes ``export K=V ...;`` in front of the command (inside the sudo, since ``sudo -i``
     resets the environment); ``sudo_user`` wraps it as ``sudo -n -iu USER -- sh -c 'COMMAND'``
-    (``-n``: never wait for a password prompt). Raise ValueError for an invalid variable name.
+    (``-n``: never wait for a password prompt). With ``pid_file`` the session's shell first writes
+    its pid there and removes it on exit: sshd makes that shell a process-group leader, so the pid
+    names the whole command's process group, which the guard can find and stop (SAFETY: a step
+    that timed out may still run; its lock is kept until that group is gone).
+    Raise ValueError for an invalid variable name.
     """
     text = command
     if env:
@@ -103,6 +109,9 @@ def render_command(command: str, *, sudo_user: str | None = None, env: Mapping[s
         text = f"export {' '.join(assignments)}; {text}"
     if sudo_user:
         text = f"sudo -n -iu {shlex.quote(sudo_user)} -- sh -c {shlex.quote(text)}"
+    if pid_file:
+        path = shlex.quote(pid_file)
+        text = f"trap 'rm -f -- {path}' EXIT; printf '%s\\n' \"$$\" > {path} 2>/dev/null\n{text}"
     return text
 
 
@@ -262,6 +271,7 @@ class Connection:
         env: Mapping[str, str] | None = None,
         on_output: OutputCallback | None = None,
         max_kept: int = DEFAULT_MAX_KEPT_CHARACTERS,
+        pid_file: str | None = None,
     ) -> CommandResult:
         """Given a shell command and a timeout in seconds, run it on the host and return its CommandResult.
 
@@ -270,7 +280,7 @@ class Connection:
         reaches ``on_output``; the result keeps only the last ``max_kept`` characters of each
         stream (default 1 MiB) and counts the rest in ``stdout_dropped``/``stderr_dropped``.
         A non-zero exit status is returned, not raised. The command's stdin is closed at once
-        (no step may wait for input).
+        (no step may wait for input). ``pid_file``: see render_command.
         Raise ValueError for a timeout <= 0 or a negative max_kept; ConnectionDropped if the
         connection or channel dies before an exit status arrives (outcome unknown); StepTimeout
         after ``timeout`` seconds (the command may still run).
@@ -279,7 +289,7 @@ class Connection:
             raise ValueError(f"timeout must be greater than zero, not {timeout!r}")
         if max_kept < 0:
             raise ValueError(f"max_kept must be zero or more characters, not {max_kept!r}")
-        text = render_command(command, sudo_user=sudo_user, env=env)
+        text = render_command(command, sudo_user=sudo_user, env=env, pid_file=pid_file)
         started_at = time.time()
         start = time.monotonic()
         deadline = start + timeout
