@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsguard.errors import ConfigError, ProviderError, ProviderNotFound, Refused, SnapshotNotVerified
+from opsguard.providers import check_token
 from opsguard.providers.base import (
     BackupInfo,
     BackupSchedule,
@@ -98,6 +99,8 @@ class HostingerClient:
         recovery_attempts: int = 3,
         recovery_wait: float = 2.0,
     ) -> None:
+        # SAFETY: a malformed token must fail here, by name, not inside requests with the value in its message.
+        check_token(TOKEN_VARIABLE, token)
         self._api = ApiSession(
             provider=NAME,
             base_url=base_url,

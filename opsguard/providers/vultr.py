@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsguard.errors import ProviderError, ProviderNotFound, SnapshotNotVerified
+from opsguard.providers import check_token
 from opsguard.providers.base import (
     BackupInfo,
     BackupSchedule,
@@ -79,6 +80,8 @@ class VultrClient:
         recovery_wait: float = 2.0,
         per_page: int = PER_PAGE,
     ) -> None:
+        # SAFETY: a malformed token must fail here, by name, not inside requests with the value in its message.
+        check_token(TOKEN_VARIABLE, token)
         self._api = ApiSession(
             provider=NAME,
             base_url=base_url,
