@@ -111,6 +111,9 @@ def _route_provider_logs(*, debug: bool) -> None:
     else:
         handler = logging.NullHandler()
     logger.addHandler(handler)
+    from opsguard.redact import install_log_redaction
+
+    install_log_redaction(logger)  # SAFETY: this handler prints records too, so it redacts them
 
 
 def _seconds(value: str, option: str) -> float:

@@ -10,7 +10,8 @@ Rules this module enforces (DESIGN.md, contracts/*.md):
   re-sending it (a blind re-POST makes duplicate snapshots);
 - the token is only ever put into the ``Authorization`` header of an outgoing request. It is not
   kept in any repr, never logged (headers are never logged), and every text that reaches an
-  exception or a log record is scrubbed of it in case a server or a library echoes it back.
+  exception or a log record is scrubbed of it (and of every token set in the environment, in
+  every form opsguard.redact knows) in case a server or a library echoes it back.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from opsguard.errors import ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnreachable
+from opsguard.redact import MARKER, redact, redact_values
 
 LOG = logging.getLogger("opsguard.providers")
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
-HIDDEN = "[token hidden]"
+HIDDEN = MARKER
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 # Tests and the sandbox shorten every retry wait through this variable (seconds, a float).
 RETRY_WAIT_MAX_VARIABLE = "OPSGUARD_HTTP_RETRY_WAIT_MAX"
@@ -204,10 +206,9 @@ class ApiSession:
     # -- text hygiene --------------------------------------------------------------------------
 
     def scrub(self, text: str) -> str:
-        """Given any text bound for a message or a log, return it with the token replaced."""
-        if self._token and self._token in text:
-            text = text.replace(self._token, HIDDEN)
-        return text
+        """Given any text bound for a message or a log, return it with this session's token (and any
+        configured one) replaced, in every form opsguard.redact knows."""
+        return redact(redact_values(text, [self._token]))
 
     # -- requests ------------------------------------------------------------------------------
 
