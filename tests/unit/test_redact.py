@@ -203,3 +203,44 @@ def test_notify_redacts_webhook_payload_and_ping_body(monkeypatch: pytest.Monkey
         assert_clean(body.decode("utf-8"))
     assert json.loads(sent[0][1]) == {"problem": f"bad {MARKER}"}
     assert sent[1][1].decode() == f"first line {MARKER}"
+
+
+@pytest.mark.usefixtures("tokens")
+def test_backup_check_redacts_a_token_in_problem_lines_report_webhook_and_ping(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from opsguard import notify
+    from opsguard.commands import backup_check
+
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(
+        f'[settings]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[hosts.chat]\naddress = "127.0.0.2"\nprovider = "hostinger"\ninstance = 1001\n'
+        '[hosts.chat.backups]\nschedule = "weekly"\nmax_age = "8d"\n',
+        encoding="utf-8",
+    )
+
+    def broken_factory(deadline_seconds: float) -> Any:
+        def build(host: Any) -> Any:
+            raise RuntimeError(f"a future bug quotes {VULTR_TOKEN!r} and {HOSTINGER_TOKEN}")
+
+        return build
+
+    sent: list[tuple[str, bytes]] = []
+    monkeypatch.setattr(backup_check, "_provider_factory", broken_factory)
+    monkeypatch.setattr(notify, "_post", lambda url, body, content_type, timeout: sent.append((url, body)) or 200)
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main(
+            ["-i", str(inventory), "backup-check", "--json", "--webhook", "http://127.0.0.1:1/hook",
+             "--ping-url", "http://127.0.0.1:1/ping"]
+        )  # fmt: skip
+    assert exited.value.code != 0
+    printed = capsys.readouterr()
+    assert "a future bug quotes" in printed.out and "a future bug quotes" in printed.err
+    assert [url for url, _ in sent] == [
+        "http://127.0.0.1:1/ping/start",
+        "http://127.0.0.1:1/ping/70",
+        "http://127.0.0.1:1/hook",
+    ]
+    assert b"a future bug quotes" in sent[-1][1]
+    assert_clean(printed.out + printed.err + "".join(body.decode() for _, body in sent))
