@@ -46,7 +46,9 @@ SECRETS = sorted(secret_forms(VULTR_TOKEN) | secret_forms(HOSTINGER_TOKEN) | {"S
 
 def assert_no_secret(where: str, text: str) -> None:
     for secret in SECRETS:
-        assert secret not in text, f"{secret!r} leaked into {where}: ...{text[max(0, text.find(secret) - 200) :][:400]!r}"
+        assert secret not in text, (
+            f"{secret!r} leaked into {where}: ...{text[max(0, text.find(secret) - 200) :][:400]!r}"
+        )
 
 
 @pytest.fixture

@@ -51,7 +51,11 @@ def test_provider_named_malformed_token_raises_config_error_naming_variable_not_
 
 @pytest.mark.parametrize(
     "value",
-    ["ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "hst_abc.DEF-123_~+/==", "a!b#c$d%e&f'g(h)i*j,k:l;m<n>o?p@q[r]s^t`u{v|w}x"],
+    [
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        "hst_abc.DEF-123_~+/==",
+        "a!b#c$d%e&f'g(h)i*j,k:l;m<n>o?p@q[r]s^t`u{v|w}x",
+    ],
 )
 def test_check_token_accepts_visible_ascii_tokens(value: str) -> None:
     assert check_token("VULTR_API_KEY", value) == value
@@ -76,7 +80,9 @@ def test_check_token_says_what_is_wrong_without_the_value(kind: str, value: str)
     assert expected in message, message
 
 
-@pytest.mark.parametrize(("client_module", "variable"), [("vultr", "VULTR_API_KEY"), ("hostinger", "HOSTINGER_API_TOKEN")])
+@pytest.mark.parametrize(
+    ("client_module", "variable"), [("vultr", "VULTR_API_KEY"), ("hostinger", "HOSTINGER_API_TOKEN")]
+)
 def test_client_constructed_directly_refuses_malformed_token(client_module: str, variable: str) -> None:
     import importlib
 
