@@ -7,6 +7,7 @@ Each command lives in ``opsguard/commands/<module>.py`` and is imported only whe
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import click
 
 from opsguard import __version__
 from opsguard.errors import EXIT_INTERNAL, OpsguardError
+from opsguard.redact import install_log_redaction, redact
 
 # name -> (module in opsguard.commands, function, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -100,12 +102,14 @@ def _configure_logging(debug: bool) -> None:
     """Show library log lines (e.g. provider retries) to a person at a terminal; keep cron quiet.
 
     Cron mails whatever a job prints, so off a terminal only errors are shown (and everything
-    with --debug). Log records never carry tokens: the provider clients scrub them.
+    with --debug). SAFETY: every record passes the redacting filter (message, arguments and
+    traceback), so a token a library logs (urllib3 at DEBUG, say) is never printed.
     """
     import logging
 
     level = logging.DEBUG if debug else (logging.WARNING if sys.stderr.isatty() else logging.ERROR)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    install_log_redaction()
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -114,8 +118,21 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in own
 
 
+def _print_error(text: str) -> None:
+    """Given an error text (one or more lines), print it on stderr with every token value redacted."""
+    click.echo(redact(text), err=True)
+
+
+def _print_traceback() -> None:
+    """Print the traceback of the exception being handled, redacted (--debug only)."""
+    _print_error(traceback.format_exc().rstrip("\n"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI with argv; turn every exception into its exit code and one line per problem."""
+    """Run the CLI with argv; turn every exception into its exit code and one line per problem.
+
+    SAFETY: everything printed here, the --debug traceback included, passes opsguard.redact.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
@@ -124,29 +141,31 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort as error:
         # SAFETY: click turns Ctrl-C anywhere in a command into Abort; that is not "nothing was changed".
         if isinstance(error.__cause__, KeyboardInterrupt):
-            click.echo("opsguard: interrupted", err=True)
+            _print_error("opsguard: interrupted")
             sys.exit(130)
-        click.echo("opsguard: aborted; nothing was changed", err=True)
+        _print_error("opsguard: aborted; nothing was changed")
         sys.exit(3)
     except click.ClickException as error:  # usage errors: click's own message and exit 2
-        error.show()
+        shown = io.StringIO()
+        error.show(file=shown)
+        _print_error(shown.getvalue().rstrip("\n"))
         sys.exit(error.exit_code)
     except click.exceptions.Exit as error:
         sys.exit(error.exit_code)
     except OpsguardError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         for line in error.lines():
-            click.echo(line, err=True)
+            _print_error(line)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        click.echo("opsguard: interrupted", err=True)
+        _print_error("opsguard: interrupted")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as error:  # a bug: say so in one line, traceback only with --debug
         if debug:
-            traceback.print_exc()
-        click.echo(f"opsguard: internal error: {type(error).__name__}: {error} (run with --debug for the traceback)", err=True)
+            _print_traceback()
+        _print_error(f"opsguard: internal error: {type(error).__name__}: {error} (run with --debug for the traceback)")
         sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else 0)

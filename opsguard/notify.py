@@ -6,7 +6,8 @@ Both are best effort by design: a failed ping or webhook is a warning returned t
 Ping protocol (healthchecks.io, also understood by Uptime Kuma push URLs and similar):
 ``POST URL/start`` when the run starts, then ``POST URL`` on success or ``POST URL/<exit code>``
 on failure, each with a short text body. The URL's path (the check's secret UUID) is never
-printed: warnings name only scheme, host and port.
+printed: warnings name only scheme, host and port. Bodies and payloads carry provider messages,
+so they are redacted (opsguard.redact) before they leave the machine.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+from opsguard.redact import redact, redact_data
 
 TIMEOUT_SECONDS = 5.0
 MAX_BODY_BYTES = 10_000  # healthchecks keeps the first 100 kB; a short summary is enough
@@ -65,18 +68,19 @@ def ping(base: str, suffix: str, text: str, *, timeout: float = TIMEOUT_SECONDS)
     send the ping and return None, or a one-line warning if it failed (never raises)."""
     label = suffix or "success"
     try:
-        _post(ping_url(base, suffix), text.encode("utf-8")[:MAX_BODY_BYTES], "text/plain; charset=utf-8", timeout)
+        body = redact(text).encode("utf-8")[:MAX_BODY_BYTES]
+        _post(ping_url(base, suffix), body, "text/plain; charset=utf-8", timeout)
     except Exception as error:  # best effort: the caller prints the warning
-        return f"warning: health ping ({label}) to {redact_url(base)} failed: {_describe(error)}"
+        return redact(f"warning: health ping ({label}) to {redact_url(base)} failed: {_describe(error)}")
     return None
 
 
 def post_json(url: str, payload: Any, *, timeout: float = TIMEOUT_SECONDS) -> str | None:
     """Given a webhook URL and JSON-ready data, POST it and return None, or a one-line warning
     if it failed (never raises)."""
-    body = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+    body = json.dumps(redact_data(payload), sort_keys=True).encode("utf-8")
     try:
         _post(url, body, "application/json", timeout)
     except Exception as error:  # best effort: the caller prints the warning
-        return f"warning: webhook to {redact_url(url)} failed: {_describe(error)}"
+        return redact(f"warning: webhook to {redact_url(url)} failed: {_describe(error)}")
     return None

@@ -1,6 +1,7 @@
 """How opsguard talks to people and scripts: plain timestamped lines off a terminal, colour on one.
 
-Nothing here ever receives a token: callers pass only messages they built from safe values.
+Nothing here should ever receive a token: callers pass only messages they built from safe values.
+JSON documents are redacted all the same (opsguard.redact), because they carry provider messages.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def log(message: str, *, stream: TextIO | None = None) -> None:
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
-    """Given JSON-ready data, print it as indented JSON with sorted keys (stable for scripts)."""
-    print(json.dumps(data, indent=2, sort_keys=True, default=str), file=stream or sys.stdout, flush=True)
+    """Given JSON-ready data, print it as indented JSON with sorted keys (stable for scripts), token values redacted."""
+    from opsguard.redact import redact_data
+
+    print(json.dumps(redact_data(data), indent=2, sort_keys=True), file=stream or sys.stdout, flush=True)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -30,6 +30,7 @@ import click
 
 from opsguard.durations import format_duration, parse_duration
 from opsguard.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK, ConfigError, OpsguardError, worst_exit_code
+from opsguard.redact import install_log_redaction, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +112,7 @@ def _route_provider_logs(*, debug: bool) -> None:
     else:
         handler = logging.NullHandler()
     logger.addHandler(handler)
+    install_log_redaction(logger)  # SAFETY: this handler prints records too, so it redacts them
 
 
 def _seconds(value: str, option: str) -> float:
@@ -142,7 +144,7 @@ def _lock_wait_seconds(ctx: click.Context, value: str) -> float:
 
 def _echo_lines(lines: list[str]) -> None:
     for line in lines:
-        click.echo(line, err=True)
+        click.echo(redact(line), err=True)  # SAFETY: problem lines quote provider messages
 
 
 def _warn(warning: str | None) -> None:
@@ -279,7 +281,7 @@ def _run(
         if as_json:
             print_json(document)
         if not as_json and is_terminal():
-            click.echo(backups.render_table(report))
+            click.echo(redact(backups.render_table(report)))
         else:
             _echo_lines(lines)
 

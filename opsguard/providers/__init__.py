@@ -36,6 +36,43 @@ def token_variable(name: str) -> str:
         raise ConfigError(f"unknown provider {name!r} (known: {known})") from None
 
 
+def token_problem(value: str) -> str | None:
+    """Given a token value, return what makes it unusable as a bearer token, or None if it is fine.
+
+    A token is visible ASCII only (``!`` to ``~``): every provider token is, and anything else is
+    a copy-paste or quoting mistake (a stray newline, a Windows line ending, a non-breaking
+    space). The answer never includes the value or any part of it.
+    """
+    if value != value.strip():
+        return "has leading or trailing whitespace (a line break or a space)"
+    for character in value:
+        code = ord(character)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return "contains a control character (a line break, tab or similar)"
+        if code > 0x7F:
+            return "contains a non-ASCII character"
+        if character == " ":
+            return "contains a space"
+    return None
+
+
+def check_token(variable: str, value: str, *, for_host: str | None = None) -> str:
+    """Given a token variable's name and value, return the value; raise ConfigError naming the
+    variable (never showing the value) if it is not visible ASCII.
+
+    SAFETY: checked before any request. requests refuses a header value with a line break and
+    puts the whole value ("Bearer <token>") into its error message.
+    """
+    problem = token_problem(value)
+    if problem is None:
+        return value
+    needed = f" (needed for host {for_host})" if for_host else ""
+    raise ConfigError(
+        f"{variable}{needed} is not a usable API token: it {problem}; check how it was set "
+        "(a token is printable ASCII without spaces; the value is not shown)"
+    )
+
+
 def token_is_set(name: str) -> bool:
     """Given a provider name, return whether its token variable is set and not empty."""
     return bool(os.environ.get(token_variable(name), "").strip())
@@ -45,13 +82,15 @@ def provider_named(name: str, *, for_host: str | None = None, **options: Any) ->
     """Given a provider name (and the host it is for, for messages), return its client built from the environment.
 
     ``options`` go to the client's constructor (timeout, retry, sleep, ...). Raise ConfigError if
-    the provider is unknown or its token variable is missing or empty.
+    the provider is unknown, its token variable is missing or empty, or the token is not
+    visible ASCII (see check_token).
     """
     variable = token_variable(name)
-    token = os.environ.get(variable, "").strip()
-    if not token:
+    token = os.environ.get(variable, "")
+    if not token.strip():
         needed = f" (needed for host {for_host})" if for_host else ""
         raise ConfigError(f"{variable} is not set{needed}")
+    check_token(variable, token, for_host=for_host)
     _, url_variable, default_url = PROVIDER_ENVIRONMENT[name]
     base_url = os.environ.get(url_variable, "").strip() or default_url
     if not base_url.startswith(("https://", "http://")):

@@ -4,7 +4,8 @@ Safety rules kept here:
 - Hostinger keeps ONE snapshot per VM and a new one overwrites it: create_snapshot reads the
   current one first (``previous``) so the ledger can record the rollback point being replaced;
 - the snapshot POST is sent once; after a lost answer the create Action is found in the actions
-  list (a new id, created at/after our start minus clock skew), never re-posted;
+  list (a new id, created at/after our start minus clock skew), never re-posted. Only a 429
+  (refused, not carried out) is sent again, after the wait Hostinger asks for;
 - a snapshot has no state: only the Action says it finished, and only ``success`` followed by a
   snapshot that is newer than the Action, differs from ``previous``, has not expired, on a VM that
   is running and unlocked again, is verified. Unknown Action states are never success.
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsguard.errors import ConfigError, ProviderError, ProviderNotFound, Refused, SnapshotNotVerified
+from opsguard.providers import check_token
 from opsguard.providers.base import (
     BackupInfo,
     BackupSchedule,
@@ -98,6 +100,8 @@ class HostingerClient:
         recovery_attempts: int = 3,
         recovery_wait: float = 2.0,
     ) -> None:
+        # SAFETY: a malformed token must fail here, by name, not inside requests with the value in its message.
+        check_token(TOKEN_VARIABLE, token)
         self._api = ApiSession(
             provider=NAME,
             base_url=base_url,
@@ -180,7 +184,9 @@ class HostingerClient:
 
         After a lost answer the create Action is looked up in the actions list and returned with
         ``recovered=True``; raise ProviderUnreachable saying the snapshot may or may not
-        exist if it cannot be told apart. Never re-POSTs.
+        exist if it cannot be told apart. Never re-POSTs after a lost answer; a 429 (nothing done)
+        is sent again after the wait asked for, and raise RateLimited saying no snapshot was
+        created if the 429 persists.
         """
         vm_id = _vm_id(instance)
         previous = self.current_snapshot(vm_id)
@@ -188,7 +194,7 @@ class HostingerClient:
         known_actions = {action_id for action_id, _ in self._actions(vm_id)}
         requested_at = datetime.now(UTC)
         try:
-            answer = self._api.send_once("POST", f"{VMS}/{vm_id}/snapshot")
+            answer = self._api.send_once("POST", f"{VMS}/{vm_id}/snapshot", not_done="no snapshot was created")
         except AmbiguousRequest as lost:
             recovered_id, created_at = self._recover(vm_id, known_actions, requested_at, lost)
             return SnapshotRequest(
@@ -378,14 +384,15 @@ class HostingerClient:
         """Given a VM id and the id of its snapshot, POST one restore (destructive) and return the Action.
 
         Raise Refused if the VM's one snapshot is not ``snapshot_id`` (it was overwritten or
-        deleted), AmbiguousRequest if the answer was lost (never re-sent).
+        deleted), AmbiguousRequest if the answer was lost (never re-sent), RateLimited if every
+        attempt was answered 429 (no restore was started).
         """
         vm_id = _vm_id(instance)
         current = self.current_snapshot(vm_id)
         if current is None or current.snapshot_id != str(snapshot_id):
             found = f"its snapshot is {current.snapshot_id}" if current else "it has no snapshot"
             raise Refused(f"hostinger VM {vm_id}: cannot restore snapshot {snapshot_id}: {found}")
-        answer = self._api.send_once("POST", f"{VMS}/{vm_id}/snapshot/restore")
+        answer = self._api.send_once("POST", f"{VMS}/{vm_id}/snapshot/restore", not_done="no restore was started")
         action = as_dict(answer.body)
         return RestoreRequest(
             provider=NAME,

@@ -5,12 +5,16 @@ Rules this module enforces (DESIGN.md, contracts/*.md):
 - only GETs are retried (connection errors, timeouts, 5xx, 429), with exponential backoff and
   jitter, honouring ``Retry-After`` (seconds or an HTTP date), each wait capped and the whole
   retrying capped by a time budget;
-- a POST/DELETE is sent exactly once: when its outcome is unknown (timeout, dropped connection,
-  5xx, 429) :class:`AmbiguousRequest` is raised so the client can look the result up instead of
-  re-sending it (a blind re-POST makes duplicate snapshots);
+- a POST/DELETE is sent once: when its outcome is unknown (timeout, dropped connection, 5xx)
+  :class:`AmbiguousRequest` is raised so the client can look the result up instead of re-sending
+  it (a blind re-POST makes duplicate snapshots). The one exception is a 429: the provider says
+  it refused the request without carrying it out, so it is sent again after the wait the
+  provider asks for, at most RATE_LIMIT_RESENDS times within the retry policy; if the 429
+  persists, :class:`RateLimited` says the request was not carried out;
 - the token is only ever put into the ``Authorization`` header of an outgoing request. It is not
   kept in any repr, never logged (headers are never logged), and every text that reaches an
-  exception or a log record is scrubbed of it in case a server or a library echoes it back.
+  exception or a log record is scrubbed of it (and of every token set in the environment, in
+  every form opsguard.redact knows) in case a server or a library echoes it back.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from opsguard.errors import ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnreachable
+from opsguard.redact import MARKER, redact, redact_values
 
 LOG = logging.getLogger("opsguard.providers")
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
-HIDDEN = "[token hidden]"
+HIDDEN = MARKER
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+# A POST answered 429 is sent again at most this many times (each after the wait it asks for).
+RATE_LIMIT_RESENDS = 2
 # Tests and the sandbox shorten every retry wait through this variable (seconds, a float).
 RETRY_WAIT_MAX_VARIABLE = "OPSGUARD_HTTP_RETRY_WAIT_MAX"
 
@@ -93,6 +100,14 @@ class AmbiguousRequest(ProviderUnreachable):
     """
 
     reason: str = ""
+
+
+class RateLimited(ProviderUnreachable):
+    """A mutating request was answered 429 every time it was sent: the provider did not carry it out.
+
+    Unlike :class:`AmbiguousRequest` the outcome is known (nothing was done), but the API was
+    unavailable to us, so it stays a ProviderUnreachable (exit 4).
+    """
 
 
 class _Retryable(Exception):
@@ -204,10 +219,9 @@ class ApiSession:
     # -- text hygiene --------------------------------------------------------------------------
 
     def scrub(self, text: str) -> str:
-        """Given any text bound for a message or a log, return it with the token replaced."""
-        if self._token and self._token in text:
-            text = text.replace(self._token, HIDDEN)
-        return text
+        """Given any text bound for a message or a log, return it with this session's token (and any
+        configured one) replaced, in every form opsguard.redact knows."""
+        return redact(redact_values(text, [self._token]))
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -233,23 +247,71 @@ class ApiSession:
             raise self._unreachable(exhausted.reason, exhausted.answer, path, attempts) from None
         return answer
 
-    def send_once(self, method: str, path: str, json_body: Any = None) -> Answer:
-        """Given a mutating request, send it exactly once and return its 2xx answer.
+    def send_once(
+        self, method: str, path: str, json_body: Any = None, *, not_done: str = "it was not carried out"
+    ) -> Answer:
+        """Given a mutating request, send it and return its 2xx answer; re-send it only after a 429.
 
-        Raise AmbiguousRequest when its outcome is unknown (timeout, dropped connection, 5xx,
-        429): the caller must look the result up, never re-send. Raise ProviderAuthError,
-        ProviderNotFound or ProviderError on a clear refusal (4xx): nothing was done.
+        ``not_done`` says what a refusal means for the caller ("no snapshot was created").
+        Raise AmbiguousRequest when its outcome is unknown (timeout, dropped connection, 5xx): the
+        caller must look the result up, never re-send. Raise RateLimited when the answer is 429
+        on every attempt (or the wait asked for does not fit the retry budget): nothing was done.
+        Raise ProviderAuthError, ProviderNotFound or ProviderError on another clear refusal (4xx).
         """
-        try:
-            answer = self._request(method, path, None, json_body)
-        except requests.RequestException as error:
-            raise self._ambiguous(f"{method} {path}: no answer ({self._network_reason(error)})") from None
-        if answer.ok:
-            return answer
-        if answer.status >= 500 or answer.status == 429:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._request(method, path, None, json_body)
+            except requests.RequestException as error:
+                raise self._ambiguous(f"{method} {path}: no answer ({self._network_reason(error)})") from None
+            if answer.ok:
+                return answer
+            if answer.status != 429:
+                break
+            # SAFETY: 429 is the one error answer that says the request was refused before it was
+            # carried out, so sending it again cannot make a second snapshot (a 5xx can: see below).
+            wait = self._rate_limit_wait(answer, attempt)
+            if attempt > RATE_LIMIT_RESENDS:
+                raise self._rate_limited(answer, f"on all {attempt} attempts", not_done)
+            if time.monotonic() - started + wait > self.retry.budget:
+                raise self._rate_limited(
+                    answer, f"and the wait it asks for ({wait:g}s) exceeds the retry budget", not_done
+                )
+            LOG.warning(
+                "%s API: %s %s: HTTP 429 (rate limited, not carried out); sending it again in %.2fs",
+                self.provider, method, path, wait,
+            )  # fmt: skip
+            self._sleep(wait)
+        if answer.status >= 500:
             message, correlation_id = self._parse_error(answer)
             raise self._ambiguous(f"{method} {path}: HTTP {answer.status}: {message}", answer.status, correlation_id)
         raise self.error_for(answer)
+
+    def _rate_limit_wait(self, answer: Answer, attempt: int) -> float:
+        """Given a 429 answer and how many times the request was sent, return seconds to wait before the next send.
+
+        Retry-After (seconds or an HTTP date) when given, else an exponential backoff with jitter;
+        either way at most the policy's wait_max.
+        """
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if retry_after is not None:
+            return min(self.retry.wait_max, retry_after)
+        base = min(self.retry.wait_max, self.retry.backoff_initial * (2 ** (attempt - 1)))
+        return base / 2 + random.uniform(0, base / 2)
+
+    def _rate_limited(self, answer: Answer, how: str, not_done: str) -> RateLimited:
+        message, correlation_id = self._parse_error(answer)
+        return RateLimited(
+            self.provider,
+            self.scrub(
+                f"{answer.method} {answer.path}: rate limited (HTTP 429: {message}) {how}; "
+                f"the provider refused it without carrying it out, so {not_done}; try again later"
+            ),
+            status=answer.status,
+            correlation_id=correlation_id,
+        )
 
     def _ambiguous(self, reason: str, status: int | None = None, correlation_id: str | None = None) -> AmbiguousRequest:
         reason = self.scrub(reason)

@@ -2,7 +2,8 @@
 
 Safety rules kept here:
 - the snapshot POST is sent once; after a lost answer the snapshot is found by our description
-  tag (all pages), never re-created;
+  tag (all pages), never re-created. Only a 429 (refused, not carried out) is sent again, after
+  the wait Vultr asks for;
 - only ``complete`` with ``size > 0`` and our tag in the description is a verified snapshot;
   ``pending`` is in progress, ``deleted``/404 failed, anything else unknown (never success).
 """
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsguard.errors import ProviderError, ProviderNotFound, SnapshotNotVerified
+from opsguard.providers import check_token
 from opsguard.providers.base import (
     BackupInfo,
     BackupSchedule,
@@ -79,6 +81,8 @@ class VultrClient:
         recovery_wait: float = 2.0,
         per_page: int = PER_PAGE,
     ) -> None:
+        # SAFETY: a malformed token must fail here, by name, not inside requests with the value in its message.
+        check_token(TOKEN_VARIABLE, token)
         self._api = ApiSession(
             provider=NAME,
             base_url=base_url,
@@ -153,13 +157,17 @@ class VultrClient:
     def create_snapshot(self, instance: str | int, tag: str) -> SnapshotRequest:
         """Given an instance and our tag, POST one snapshot with the tag as its description; return the handle.
 
-        After a lost answer (timeout, dropped connection, 5xx, 429) the snapshot is looked up by
-        its description and returned with ``recovered=True``; raise ProviderUnreachable saying it
-        may or may not exist if it cannot be found. Never re-POSTs.
+        After a lost answer (timeout, dropped connection, 5xx) the snapshot is looked up by its
+        description and returned with ``recovered=True``; raise ProviderUnreachable saying it
+        may or may not exist if it cannot be found. Never re-POSTs after a lost answer; a 429
+        (nothing done) is sent again after the wait asked for, and raise RateLimited saying no
+        snapshot was created if the 429 persists.
         """
         requested_at = datetime.now(UTC)
         try:
-            answer = self._api.send_once("POST", "/snapshots", {"instance_id": str(instance), "description": tag})
+            answer = self._api.send_once(
+                "POST", "/snapshots", {"instance_id": str(instance), "description": tag}, not_done="no snapshot was created"
+            )
         except AmbiguousRequest as lost:
             return self._recover(instance, tag, requested_at, lost)
         snapshot = self._snapshot(self._object(answer, "snapshot"))
@@ -314,9 +322,12 @@ class VultrClient:
     def restore_snapshot(self, instance: str | int, snapshot_id: str) -> RestoreRequest:
         """Given an instance and a snapshot id, POST one restore (destructive) and return what it started.
 
-        Raise AmbiguousRequest if the answer was lost (it may or may not have started: never re-sent).
+        Raise AmbiguousRequest if the answer was lost (it may or may not have started: never re-sent),
+        RateLimited if every attempt was answered 429 (no restore was started).
         """
-        answer = self._api.send_once("POST", f"/instances/{instance}/restore", {"snapshot_id": snapshot_id})
+        answer = self._api.send_once(
+            "POST", f"/instances/{instance}/restore", {"snapshot_id": snapshot_id}, not_done="no restore was started"
+        )
         status = as_dict(as_dict(answer.body).get("status"))
         return RestoreRequest(
             provider=NAME,

@@ -121,7 +121,13 @@ class FakeApi:
             if subject and int(self.faults.get("fail_first") or 0) > 0:
                 self.faults["fail_first"] = int(self.faults["fail_first"]) - 1
                 status = int(self.faults.get("fail_status") or 503)
-                return Reply(status, self.error_body(status, "Service temporarily unavailable"))
+                headers = {}
+                message = "Service temporarily unavailable"
+                if status == 429:
+                    message = "Too many requests"
+                    if self.faults.get("retry_after") is not None:
+                        headers["Retry-After"] = str(self.faults["retry_after"])
+                return Reply(status, self.error_body(status, message), headers=headers)
             every = int(self.faults.get("rate_limit_every") or 0)
             if subject and every > 0:
                 self._request_count += 1

@@ -52,7 +52,8 @@ None removes one). ``snapshot`` and ``locked_500`` also accept {"<instance id>":
 
 - ``snapshot``: "ok" | "stuck" | "error" | "zero_size" (Vultr) | "untagged" (Vultr) |
   "stale_after_success" (Hostinger) | "locked_after_success" (Hostinger) | "unknown_state";
-- ``fail_first``: N — the next N requests answer ``fail_status`` (default 503);
+- ``fail_first``: N — the next N requests answer ``fail_status`` (default 503); a 429 carries
+  ``Retry-After: <retry_after>`` when ``retry_after`` is set;
 - ``rate_limit_every``: K — every Kth request answers 429 with ``Retry-After: <retry_after>`` (default "1");
 - ``fault_methods``: methods the two knobs above apply to (default ["GET"]);
 - ``latency``: seconds to wait before answering any request;
