@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from opsguard.errors import ConfigError, LedgerWriteError
+from opsguard.redact import redact_data
 
 LEDGER_FILE = "ledger.jsonl"
 
@@ -78,6 +79,9 @@ class Ledger:
         """
         record: dict[str, Any] = {"time": utc_now_text(), "epoch": round(time.time(), 6), "event": event}
         record.update(fields)
+        # SAFETY: defence in depth: whatever a caller passes (an error text a server echoed), no
+        # configured token value reaches the file.
+        record = redact_data(record)
         line = json.dumps(record, sort_keys=True, default=str, separators=(",", ":")) + "\n"
         descriptor = self._open_for_append()
         try:
