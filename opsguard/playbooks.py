@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import lzma
+import math
 import posixpath
+import re
 import stat
 import struct
 import tarfile
@@ -25,6 +27,7 @@ from opsguard.durations import parse_duration
 from opsguard.errors import ConfigError
 from opsguard.inventory import Host
 from opsguard.plan import Plan
+from playbooks._shared import number_maximum
 
 PLAYBOOKS = ("update", "platform_upgrade", "stack_upgrade", "backup_check")
 UPGRADE = "upgrade"
@@ -32,6 +35,9 @@ UPGRADE_BY_ROLE = {"zpro": "platform_upgrade", "integrations": "stack_upgrade"}
 # Options every playbook takes: the run timestamp names this run's backup and staging directories.
 COMMON_OPTIONS: dict[str, Any] = {"ts": None}
 _TRUE = ("true", "yes", "on", "1")
+# ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+_WHOLE_NUMBER = re.compile(r"\s*[0-9]+\s*", re.ASCII)
+_LONGEST_WHOLE_NUMBER = 15
 _FALSE = ("false", "no", "off", "0")
 
 
@@ -101,16 +107,16 @@ def params_for(module: ModuleType, host: Host, overrides: Mapping[str, Any] | No
     params: dict[str, Any] = {}
     for key, default in variables.items():
         if key in host.vars:
-            params[key] = _coerce(host.vars[key], default, f"{host.source}: hosts.{host.name}.vars.{key}")
+            params[key] = _coerce(host.vars[key], default, key, f"{host.source}: hosts.{host.name}.vars.{key}")
         else:
             params[key] = default
     params.update(options)
 
     for key, value in (overrides or {}).items():
         if key in variables:
-            params[key] = _coerce(value, variables[key], f"{name} on {host.name}: --var {key}")
+            params[key] = _coerce(value, variables[key], key, f"{name} on {host.name}: --var {key}")
         elif key in options:
-            params[key] = _coerce(value, options[key], f"{name} on {host.name}: {_flag(key)}")
+            params[key] = _coerce(value, options[key], key, f"{name} on {host.name}: {_flag(key)}")
         else:
             label = _flag(key) if key in _all_options() else f"--var {key}"
             users = [other for other in PLAYBOOKS if other != name and key in _accepted(load_playbook(other))]
@@ -343,8 +349,12 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Given a value from the inventory or command line and the default it replaces, return it as the default's type."""
+def _coerce(value: Any, default: Any, key: str, where: str) -> Any:
+    """Given a value from the inventory or command line, the default it replaces and its key, return it as the default's type.
+
+    Numbers must be finite, not negative and at most number_maximum(key) (7 days for a duration):
+    a nan or inf wait would make a verification poll forever. Raise ConfigError naming ``where``.
+    """
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -353,23 +363,21 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {value!r} is not true or false")
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
-        raise ConfigError(f"{where}: {value!r} is not a whole number")
+            return _bounded(value, key, where, shown=_quoted(value))
+        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
+            digits = value.strip().lstrip("0") or "0"
+            if len(digits) > _LONGEST_WHOLE_NUMBER:  # int() refuses > 4300 digits; no bound is that long
+                raise ConfigError(f"{where}: {_quoted(value)} is above the maximum of {number_maximum(key)[1]}")
+            return _bounded(int(digits), key, where, shown=_quoted(value))
+        raise ConfigError(f"{where}: {_quoted(value)} is not a whole number")
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return float(_bounded(value, key, where, shown=_quoted(value)))
         if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-            try:
-                return parse_duration(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: {value!r} is not a number of seconds or a duration such as \"60s\"")
+            seconds = _seconds(value)
+            if seconds is not None:
+                return float(_bounded(seconds, key, where, shown=_quoted(value)))
+        raise ConfigError(f"{where}: {_quoted(value)} is not a number of seconds or a duration such as \"60s\"")
     if isinstance(default, list):
         if isinstance(value, str):
             value = [item.strip() for item in value.split(",") if item.strip()]
@@ -379,3 +387,32 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(value, str):
         return value
     raise ConfigError(f"{where}: {value!r} is not a string")
+
+
+def _seconds(text: str) -> float | None:
+    """Given a number of seconds ("50", "0.5", "nan" too) or a duration ("60s"), return seconds; None if neither."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
+
+
+def _bounded(number: int | float, key: str, where: str, *, shown: str) -> int | float:
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"{where}: {shown} is not a finite number")
+    if number < 0:
+        raise ConfigError(f"{where}: {shown} is negative")
+    highest, words = number_maximum(key)
+    if number > highest:
+        raise ConfigError(f"{where}: {shown} is above the maximum of {words}")
+    return number
+
+
+def _quoted(value: Any) -> str:
+    """Given a value from outside, return its repr, cut short when long (a 5000-digit number stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
