@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from opsguard.commandline import validate_command_text
 from opsguard.durations import parse_duration
 from opsguard.errors import ConfigError
 from opsguard.inventory import Host
@@ -353,8 +354,12 @@ def _coerce(value: Any, default: Any, key: str, where: str) -> Any:
     """Given a value from the inventory or command line, the default it replaces and its key, return it as the default's type.
 
     Numbers must be finite, not negative and at most number_maximum(key) (7 days for a duration):
-    a nan or inf wait would make a verification poll forever. Raise ConfigError naming ``where``.
+    a nan or inf wait would make a verification poll forever. Text (and each list item) must be
+    strict UTF-8 without NUL: it ends up in shell text sent to the host. Raise ConfigError naming ``where``.
     """
+    for text in (value if isinstance(value, (list, tuple)) else [value]):
+        if isinstance(text, str):
+            validate_command_text(text, what=where, allow_empty=True)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

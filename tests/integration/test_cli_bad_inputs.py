@@ -1,11 +1,12 @@
-"""A bad --package is refused by the real CLI with exit 78 before anything else: no SSH, no snapshot.
+"""Bad input is refused by the real CLI with exit 78 before anything else: no SSH, no snapshot.
 
-On Hostinger a snapshot replaces the previous one, so a package the host cannot unpack must never
-get as far as the snapshot.
+On Hostinger a snapshot replaces the previous one, so a package the host cannot unpack, or a value
+that cannot even be sent to the host, must never get as far as the snapshot.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,19 @@ def test_cli_upgrade_refuses_bad_package_before_snapshot_or_ssh(world: PlaybookW
     assert f"package {package}: cannot be read as a zip archive" in result.stderr
     assert world.snapshot_posts() == []
     assert world.journal("chat") == []
+
+
+def test_cli_plan_refuses_var_value_that_is_not_utf8(tmp_path: Path) -> None:
+    value = os.fsdecode(b"/bo\xffot")  # the shell passes the raw byte; Python sees a surrogate escape
+
+    result = run_cli("-i", str(_inventory(tmp_path)), "plan", "chat", "update", "--var", f"boot_dir={value}")
+
+    assert result.exit_code == 78, result.output
+    assert result.stderr.splitlines() == ["update on chat: --var boot_dir: not valid UTF-8 (byte 0xff at character 4)"]
+
+
+def test_cli_plan_refuses_nan_wait(tmp_path: Path) -> None:
+    result = run_cli("-i", str(_inventory(tmp_path)), "plan", "chat", "update", "--var", "settle_wait=nan")
+
+    assert result.exit_code == 78, result.output
+    assert result.stderr.splitlines() == ["update on chat: --var settle_wait: 'nan' is not a finite number"]
