@@ -36,10 +36,10 @@ UPGRADE_BY_ROLE = {"zpro": "platform_upgrade", "integrations": "stack_upgrade"}
 # Options every playbook takes: the run timestamp names this run's backup and staging directories.
 COMMON_OPTIONS: dict[str, Any] = {"ts": None}
 _TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
 _WHOLE_NUMBER = re.compile(r"\s*[0-9]+\s*", re.ASCII)
 _LONGEST_WHOLE_NUMBER = 15
-_FALSE = ("false", "no", "off", "0")
 
 
 def list_playbooks() -> list[str]:
