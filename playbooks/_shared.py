@@ -8,12 +8,14 @@ Two rules every playbook follows, enforced here:
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from opsguard.durations import MAX_DURATION_SECONDS, format_duration
 from opsguard.errors import ConfigError
 from opsguard.hostfacts import parse_df, parse_free, parse_key_values, parse_pm2_jlist, pm2_not_running
 from opsguard.plan import Check, Facts, Step
@@ -71,11 +73,43 @@ def paths_param(params: Mapping[str, Any], key: str) -> list[str]:
     return [path_param({key: value}, key) for value in values]
 
 
-def number_param(params: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
-    """Given params and a key, return its number (>= minimum); raise ConfigError otherwise."""
+# Names of params that hold seconds (a timeout, a wait, a poll gap, how long a state must hold).
+_DURATION_ENDINGS = ("_timeout", "_wait", "_every", "_for")
+# Any other number (sizes in MB or GB, counts): large enough for any host, small enough to catch a typo.
+NUMBER_MAXIMUM = 1e6
+
+
+def number_maximum(key: str) -> tuple[float, str]:
+    """Given a param name, return the largest value it may hold and that bound in words.
+
+    Durations (names ending in _timeout, _wait, _every, _for) are at most 7 days, percentages 100,
+    ports 65535, any other number NUMBER_MAXIMUM.
+    """
+    if key.endswith(_DURATION_ENDINGS):
+        return MAX_DURATION_SECONDS, f"{MAX_DURATION_SECONDS:.0f} seconds ({format_duration(MAX_DURATION_SECONDS)})"
+    if key.endswith("_percent"):
+        return 100.0, "100"
+    if key.endswith("_port"):
+        return 65535.0, "65535"
+    return NUMBER_MAXIMUM, f"{NUMBER_MAXIMUM:.0f}"
+
+
+def number_param(params: Mapping[str, Any], key: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
+    """Given params and a key, return its number, finite and from ``minimum`` to ``maximum``.
+
+    Without ``maximum``, the bound is number_maximum(key) (7 days for a duration). Raise ConfigError
+    for a value that is not a number, not finite (a nan or inf wait would poll forever), or out of range.
+    """
     value = params.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"param {key}: must be a number >= {minimum:g} (got {value!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"param {key}: must be a finite number (got {value!r})")
+    if value < minimum:
+        raise ConfigError(f"param {key}: must be a number >= {minimum:g} (got {value!r})")
+    highest, words = number_maximum(key) if maximum is None else (maximum, f"{maximum:g}")
+    if value > highest:
+        raise ConfigError(f"param {key}: must be at most {words} (got {value!r})")
     return float(value)
 
 

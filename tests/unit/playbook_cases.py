@@ -10,6 +10,7 @@ from typing import Any
 from opsguard.inventory import Host
 from opsguard.plan import Plan, Step
 from opsguard.playbooks import build_plan
+from tests.unit.release_archives import write_tar, write_zip
 
 TS = "20250101T000000Z"
 
@@ -31,10 +32,18 @@ def make_host(name: str = "chat", roles: tuple[str, ...] = ("zpro",), variables:
     )
 
 
-def package_file(directory: Path, name: str = "update.zip", content: bytes = b"PK\x05\x06" + bytes(18)) -> Path:
-    """Given a directory, write a small release archive there and return its path."""
+def package_file(directory: Path, name: str = "update.zip", content: bytes | None = None) -> Path:
+    """Given a directory and a file name, write a small release archive there (or ``content``) and return its path.
+
+    The archive's kind follows the name (.zip, .tar.gz/.tgz, .tar), as the plan's unpack step does.
+    """
     path = directory / name
-    path.write_bytes(content)
+    if content is not None:
+        path.write_bytes(content)
+    elif name.lower().endswith(".zip"):
+        write_zip(path)
+    else:
+        write_tar(path, compression="gz" if name.lower().endswith((".tar.gz", ".tgz")) else "")
     return path
 
 

@@ -70,14 +70,14 @@ def test_playbook_loader_package_not_found_is_config_error(tmp_path: Path) -> No
 
 
 def test_playbook_loader_computes_package_sha256_and_absolute_path(tmp_path: Path) -> None:
-    package = package_file(tmp_path, content=b"release bytes")
+    package = package_file(tmp_path)
     params = params_for(load_playbook("platform_upgrade"), make_host(), {"package": str(package)})
-    assert params["package_sha256"] == hashlib.sha256(b"release bytes").hexdigest()
+    assert params["package_sha256"] == hashlib.sha256(package.read_bytes()).hexdigest()
     assert Path(params["package"]).is_absolute()
 
 
 def test_playbook_loader_given_sha256_mismatch_is_config_error(tmp_path: Path) -> None:
-    package = package_file(tmp_path, content=b"release bytes")
+    package = package_file(tmp_path)
     with pytest.raises(ConfigError) as error:
         params_for(load_playbook("platform_upgrade"), make_host(), {"package": str(package), "package_sha256": "0" * 64})
     assert "not the expected" in _one_line(error)
