@@ -255,6 +255,12 @@ class Connection:
         """The paramiko Transport (one per connection), or None after close()."""
         return self._client.get_transport()
 
+    def authenticated_key(self) -> str | None:
+        """Return the SHA256 fingerprint of the key that authenticated this connection (agent or file), if known."""
+        handler = getattr(self.transport, "auth_handler", None)
+        key = getattr(handler, "private_key", None)
+        return fingerprint(key) if key is not None else None
+
     @property
     def is_open(self) -> bool:
         """True while the SSH connection is alive."""

@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from opsguard.errors import ConfigError
+from opsguard.providers.base import ProviderCapabilities
 
 if TYPE_CHECKING:
     from opsguard.inventory import Host
@@ -25,6 +26,21 @@ PROVIDER_ENVIRONMENT: dict[str, tuple[str, str, str]] = {
     "vultr": ("VULTR_API_KEY", "VULTR_API_URL", "https://api.vultr.com/v2"),
     "hostinger": ("HOSTINGER_API_TOKEN", "HOSTINGER_API_URL", "https://developers.hostinger.com"),
 }
+
+
+# name -> what its snapshots and restores are like (see ProviderCapabilities); no client import needed.
+CAPABILITIES: dict[str, ProviderCapabilities] = {
+    "vultr": ProviderCapabilities(single_snapshot_slot=False, tagged_snapshots=True, backup_schedule=True),
+    "hostinger": ProviderCapabilities(single_snapshot_slot=True, tagged_snapshots=False, backup_schedule=False),
+}
+
+
+def capabilities(name: str) -> ProviderCapabilities:
+    """Given a provider name, return its capabilities; raise ConfigError if the provider is unknown."""
+    try:
+        return CAPABILITIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown provider {name!r} (known: {', '.join(CAPABILITIES)})") from None
 
 
 def token_variable(name: str) -> str:
@@ -95,7 +111,7 @@ def provider_named(name: str, *, for_host: str | None = None, **options: Any) ->
     base_url = os.environ.get(url_variable, "").strip() or default_url
     if not base_url.startswith(("https://", "http://")):
         raise ConfigError(f"{url_variable}={base_url!r} is not an http(s) URL")
-    if base_url.startswith("http://") and not _is_loopback_url(base_url):
+    if base_url.startswith("http://") and not is_loopback_url(base_url):
         # SAFETY: the token travels in a header; plain http only to this machine (the simulator).
         raise ConfigError(f"{url_variable}: plain http is allowed only to a loopback address; use https")
     if name == "vultr":
@@ -107,7 +123,8 @@ def provider_named(name: str, *, for_host: str | None = None, **options: Any) ->
     return HostingerClient(base_url, token, **options)
 
 
-def _is_loopback_url(url: str) -> bool:
+def is_loopback_url(url: str) -> bool:
+    """Given a URL, return whether its host is this machine (localhost or a loopback IP)."""
     import ipaddress
     from urllib.parse import urlsplit
 

@@ -13,6 +13,22 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class ProviderCapabilities:
+    """What a provider's snapshots and restores are like: the guard, restore and backup-check ask these, never the name.
+
+    - ``single_snapshot_slot``: a new snapshot REPLACES the instance's previous one (Hostinger). Then
+      the previous one may be the rollback point of a failed change, and overwriting it needs care.
+    - ``tagged_snapshots``: a snapshot carries the description opsguard wrote (Vultr), so a restore
+      can check it was taken of this host.
+    - ``backup_schedule``: the API reports the automatic-backup schedule (Vultr); else only the backups.
+    """
+
+    single_snapshot_slot: bool
+    tagged_snapshots: bool
+    backup_schedule: bool
+
+
+@dataclass(frozen=True)
 class InstanceFacts:
     """What the provider says about one instance / VM right now."""
 
@@ -114,6 +130,7 @@ class Provider(Protocol):
     """A hosting provider's API, as opsguard uses it."""
 
     name: str
+    min_poll_gap: float  # seconds between two polls of one snapshot: 1 (providers rate-limit), 0 for a loopback simulator
 
     def instance_facts(self, instance: str | int) -> InstanceFacts:
         """Given an instance id, return its facts; raise ProviderNotFound if it does not exist."""

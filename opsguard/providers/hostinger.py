@@ -39,6 +39,7 @@ from opsguard.providers.http import (
     as_dict,
     as_int,
     parse_time,
+    poll_floor,
     short_text,
 )
 
@@ -116,6 +117,11 @@ class HostingerClient:
         self._recovery_attempts = max(1, recovery_attempts)
         # The lookup after a lost POST answer waits like a retry, so the same cap applies.
         self._recovery_wait = min(recovery_wait, self._api.retry.wait_max)
+
+    @property
+    def min_poll_gap(self) -> float:
+        """Seconds that must pass between two polls of one snapshot (the provider rate-limits; see poll_floor)."""
+        return poll_floor(self._api.base_url)
 
     def __repr__(self) -> str:
         return f"<HostingerClient {self._api.base_url}>"

@@ -419,6 +419,18 @@ class ApiSession:
         return ProviderError(self.provider, message, status=answer.status, correlation_id=correlation_id)
 
 
+# Providers rate-limit: never poll one snapshot more often than once a second. The simulator on a
+# loopback address is not a provider; tests and the sandbox poll it faster.
+MIN_POLL_GAP = 1.0
+
+
+def poll_floor(base_url: str) -> float:
+    """Given a provider base URL, return the shortest gap between two polls: 1 s, or none for a loopback simulator."""
+    from opsguard.providers import is_loopback_url
+
+    return 0.0 if is_loopback_url(base_url) else MIN_POLL_GAP
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """Given a decoded JSON value, return it if it is an object, else an empty dict (lenient parsing)."""
     return value if isinstance(value, dict) else {}

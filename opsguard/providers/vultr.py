@@ -36,6 +36,7 @@ from opsguard.providers.http import (
     as_dict,
     as_int,
     parse_time,
+    poll_floor,
     short_text,
 )
 
@@ -99,6 +100,11 @@ class VultrClient:
         # The lookup after a lost POST answer waits like a retry, so the same cap applies.
         self._recovery_wait = min(recovery_wait, self._api.retry.wait_max)
         self._per_page = per_page
+
+    @property
+    def min_poll_gap(self) -> float:
+        """Seconds that must pass between two polls of one snapshot (the provider rate-limits; see poll_floor)."""
+        return poll_floor(self._api.base_url)
 
     def __repr__(self) -> str:
         return f"<VultrClient {self._api.base_url}>"
