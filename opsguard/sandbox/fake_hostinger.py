@@ -1,13 +1,16 @@
-"""A stateful fake of the parts of Hostinger's VPS API opsguard uses (contracts/hostinger.md), wire names exactly.
+"""A stateful fake of the parts of Hostinger's VPS API opsguard uses (docs/providers.md), wire names exactly.
 
 Served under ``/hostinger``: VMs (bare array), the ONE snapshot per VM (create overwrites it when
 its Action succeeds; get; delete; restore), actions (paged, newest first), backups (paged, in the
 scenario's order — clients must not assume one) and backup restore (deletes the snapshot).
 While a snapshot or restore runs the VM's ``actions_lock`` is "locked"; it unlocks after.
+Every object carries every field Hostinger's published description lists for it (see
+tests/contracts/openapi/hostinger.json), with realistic values.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import threading
@@ -23,9 +26,32 @@ _ACTION = re.compile(r"^/actions/([^/]+)$")
 _BACKUP_RESTORE = re.compile(r"^/backups/([^/]+)/restore$")
 _IN_FLIGHT = ("created", "sent", "delayed")
 _SNAPSHOT_LIFETIME = 20 * 86400  # about 20 days, as in Hostinger's examples
+# The wire fields of a VM, in the order of the published schema. Scenario items and
+# update_instance() set them by these names; "created_at" comes from the scenario's "created" age.
 _VM_FIELDS = (
-    "id", "hostname", "state", "actions_lock", "plan", "cpus", "memory", "disk", "ipv4", "ipv6", "template",
+    "id", "firewall_group_id", "subscription_id", "data_center_id", "plan", "hostname", "state", "actions_lock",
+    "cpus", "memory", "disk", "bandwidth", "ns1", "ns2", "ipv4", "ipv6", "template", "created_at",
 )  # fmt: skip
+# A Hostinger "KVM 2" running Ubuntu 22.04, for fields a scenario leaves out.
+_VM_DEFAULTS: dict[str, Any] = {
+    "firewall_group_id": None,  # no firewall active
+    "data_center_id": 521,
+    "plan": "KVM 2",
+    "state": "running",
+    "actions_lock": "unlocked",
+    "cpus": 2,
+    "memory": 8192,  # MB
+    "disk": 102400,  # MB
+    "bandwidth": 8388608,  # MB per month (8 TB)
+    "ns1": "1.1.1.1",
+    "ns2": "8.8.8.8",
+}
+_TEMPLATE_DEFAULTS: dict[str, Any] = {
+    "id": 1002,
+    "name": "Ubuntu 22.04 64bit",
+    "description": "Ubuntu 22.04",
+    "documentation": "https://help.ubuntu.com/",
+}
 
 
 class FakeHostinger(FakeApi):
@@ -49,23 +75,28 @@ class FakeHostinger(FakeApi):
 
     def _add_vm(self, item: dict[str, Any], now: float) -> None:
         vm_id = int(item["id"])
-        vm: dict[str, Any] = {
-            "id": vm_id,
-            "hostname": item.get("hostname", f"srv{vm_id}.hstgr.cloud"),
-            "state": item.get("state", "running"),
-            "actions_lock": item.get("actions_lock", "unlocked"),
-            "plan": item.get("plan", "KVM 2"),
-            "cpus": int(item.get("cpus", 2)),
-            "memory": int(item.get("memory", 8192)),
-            "disk": int(item.get("disk", 102400)),
-            "ipv4": self._addresses(item.get("ipv4", [])),
-            "ipv6": self._addresses(item.get("ipv6", [])),
-            "template": item.get("template", {"id": 1002, "name": "Ubuntu 22.04 64bit", "description": "Ubuntu 22.04"}),
-            "_created": now - age_seconds(item.get("created", "300d")),
-            "_snapshot": None,
-            "_actions": [],
-            "_backups": [],
-        }
+        vm: dict[str, Any] = {key: copy.deepcopy(item.get(key, value)) for key, value in _VM_DEFAULTS.items()}
+        template = item.get("template", _TEMPLATE_DEFAULTS)
+        if isinstance(template, dict):  # a scenario's own template: the published fields it leaves out
+            template = {"description": template.get("name", ""), "documentation": None, **template}
+        vm.update(
+            {
+                "id": vm_id,
+                # An opaque 17-character id in the real API; stable per VM here.
+                "subscription_id": item.get("subscription_id", f"Az{vm_id:015d}"),
+                "hostname": item.get("hostname", f"srv{vm_id}.hstgr.cloud"),
+                "cpus": int(vm["cpus"]),
+                "memory": int(vm["memory"]),
+                "disk": int(vm["disk"]),
+                "ipv4": self._addresses(item.get("ipv4", [])),
+                "ipv6": self._addresses(item.get("ipv6", [])),
+                "template": copy.deepcopy(template),
+                "_created": now - age_seconds(item.get("created", "300d")),
+                "_snapshot": None,
+                "_actions": [],
+                "_backups": [],
+            }
+        )
         snapshot = item.get("snapshot")
         if snapshot:
             created = now - age_seconds(snapshot.get("created", "10d"))
@@ -125,9 +156,9 @@ class FakeHostinger(FakeApi):
         return hostinger_time(epoch, fractional=bool(self.faults.get("fractional_seconds")))
 
     def _vm_wire(self, vm: dict[str, Any]) -> dict[str, Any]:
-        wire = {key: vm[key] for key in _VM_FIELDS}
-        wire["created_at"] = self._time(vm["_created"])
-        return wire
+        return {
+            key: self._time(vm["_created"]) if key == "created_at" else copy.deepcopy(vm[key]) for key in _VM_FIELDS
+        }
 
     def _action_wire(self, action: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -349,6 +380,6 @@ class FakeHostinger(FakeApi):
         with self.lock:
             vm = self.vms[int(instance_id)]
             for key, value in fields.items():
-                if key not in _VM_FIELDS or key == "id":
+                if key not in _VM_FIELDS or key in ("id", "created_at"):
                     raise KeyError(f"hostinger VM has no settable field {key!r}")
                 vm[key] = self._addresses(value) if key in ("ipv4", "ipv6") else value

@@ -1,14 +1,18 @@
-"""A stateful fake of the parts of Vultr API v2 opsguard uses (contracts/vultr.md), wire names exactly.
+"""A stateful fake of the parts of Vultr API v2 opsguard uses (docs/providers.md), wire names exactly.
 
 Served under ``/vultr/v2``: instances (list with cursor pages, get, backup-schedule, restore),
 snapshots (create, get, list by description with cursor pages, delete) and backups (cursor pages).
 Snapshots move pending -> complete after ``snapshot_seconds`` unless a fault mode says otherwise.
+Every object carries every field Vultr's published description lists for it (see
+tests/contracts/openapi/vultr.json and tests/contracts/overlay.py), with realistic values.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import ipaddress
 import re
 import threading
 import time
@@ -22,10 +26,40 @@ _SCHEDULE = re.compile(r"^/instances/([^/]+)/backup-schedule$")
 _RESTORE = re.compile(r"^/instances/([^/]+)/restore$")
 _SNAPSHOT = re.compile(r"^/snapshots/([^/]+)$")
 _MAX_PER_PAGE = 500
+# The wire fields of an instance, in the order of the published examples. Scenario items and
+# update_instance() set them by these names; "date_created" comes from the scenario's "created" age.
 _INSTANCE_FIELDS = (
-    "id", "label", "hostname", "main_ip", "v6_main_ip", "os_id", "app_id", "disk",
-    "features", "status", "power_status", "server_status",
+    "id", "os", "ram", "disk", "main_ip", "vcpu_count", "region", "plan", "date_created", "status",
+    "allowed_bandwidth", "netmask_v4", "gateway_v4", "power_status", "server_status", "v6_network",
+    "v6_main_ip", "v6_network_size", "label", "internal_ip", "kvm", "hostname", "os_id", "app_id", "image_id",
+    "firewall_group_id", "features", "tags", "user_scheme", "vpc_only", "snapshot_id",
 )  # fmt: skip
+# A Vultr "vc2-2c-4gb" running Ubuntu 22.04 (os_id 1743), for fields a scenario leaves out.
+_INSTANCE_DEFAULTS: dict[str, Any] = {
+    "os": "Ubuntu 22.04 LTS x64",
+    "ram": 4096,  # MB
+    "disk": 80,  # GB
+    "main_ip": "0.0.0.0",
+    "vcpu_count": 2,
+    "region": "ewr",
+    "plan": "vc2-2c-4gb",
+    "status": "active",
+    "allowed_bandwidth": 3000,  # GB per month
+    "netmask_v4": "255.255.254.0",
+    "power_status": "running",
+    "server_status": "ok",
+    "v6_main_ip": "",
+    "internal_ip": "",
+    "os_id": 1743,
+    "app_id": 0,
+    "image_id": "",
+    "firewall_group_id": "",
+    "features": ["auto_backups"],
+    "tags": [],
+    "user_scheme": "root",
+    "vpc_only": False,  # govultr's Instance struct; not in the published schema
+    "snapshot_id": "",  # govultr's Instance struct; not in the published schema
+}
 _LOCKED_MESSAGE = "Unable to {what}: Server is currently locked"
 
 
@@ -48,21 +82,17 @@ class FakeVultr(FakeApi):
 
     def _add_instance(self, item: dict[str, Any], now: float) -> None:
         instance_id = str(item["id"])
-        record = {
-            "id": instance_id,
-            "label": item.get("label", ""),
-            "hostname": item.get("hostname", item.get("label", "")),
-            "main_ip": item.get("main_ip", "0.0.0.0"),
-            "v6_main_ip": item.get("v6_main_ip", ""),
-            "os_id": item.get("os_id", 1743),
-            "app_id": item.get("app_id", 0),
-            "disk": item.get("disk", 80),
-            "features": list(item.get("features", ["auto_backups"])),
-            "status": item.get("status", "active"),
-            "power_status": item.get("power_status", "running"),
-            "server_status": item.get("server_status", "ok"),
-            "_created": now - age_seconds(item.get("created", "400d")),
-        }
+        record: dict[str, Any] = {key: copy.deepcopy(item.get(key, value)) for key, value in _INSTANCE_DEFAULTS.items()}
+        record["id"] = instance_id
+        record["label"] = item.get("label", "")
+        record["hostname"] = item.get("hostname", record["label"])
+        record["gateway_v4"] = item.get("gateway_v4", _gateway(record["main_ip"]))
+        with_ipv6 = bool(record["v6_main_ip"])
+        record["v6_network"] = item.get("v6_network", _ipv6_network(record["v6_main_ip"]) if with_ipv6 else "")
+        record["v6_network_size"] = item.get("v6_network_size", 64 if with_ipv6 else 0)
+        console = f"https://my.vultr.com/subs/vps/novnc/api.php?data={instance_id.replace('-', '')}"
+        record["kvm"] = item.get("kvm", console)
+        record["_created"] = now - age_seconds(item.get("created", "400d"))
         self.instances[instance_id] = record
         schedule = item.get("backup_schedule")
         if schedule is not None:
@@ -103,10 +133,10 @@ class FakeVultr(FakeApi):
         return vultr_time(epoch, style=str(self.faults.get("date_style") or "iso"))
 
     def _instance_wire(self, record: dict[str, Any]) -> dict[str, Any]:
-        wire = {key: record[key] for key in _INSTANCE_FIELDS}
-        wire["features"] = list(record["features"])
-        wire["date_created"] = self._time(record["_created"])
-        return wire
+        return {
+            key: self._time(record["_created"]) if key == "date_created" else copy.deepcopy(record[key])
+            for key in _INSTANCE_FIELDS
+        }
 
     def _snapshot_wire(self, record: dict[str, Any]) -> dict[str, Any]:
         instance = self.instances.get(record["instance"], {})
@@ -332,9 +362,26 @@ class FakeVultr(FakeApi):
         with self.lock:
             record = self.instances[str(instance_id)]
             for key, value in fields.items():
-                if key not in _INSTANCE_FIELDS or key == "id":
+                if key not in _INSTANCE_FIELDS or key in ("id", "date_created"):
                     raise KeyError(f"vultr instance has no settable field {key!r}")
                 record[key] = value
+
+
+def _gateway(address: str) -> str:
+    """Given an IPv4 address, return the .1 of its /24 (Vultr's gateway is the first address of the subnet)."""
+    parts = address.split(".")
+    if len(parts) != 4 or address == "0.0.0.0":
+        return "0.0.0.0"
+    return ".".join([*parts[:3], "1"])
+
+
+def _ipv6_network(address: str) -> str:
+    """Given an IPv6 address, return its /64 network as Vultr writes it ("2001:db8:1112:18fb::")."""
+    try:
+        network = ipaddress.IPv6Network(f"{address}/64", strict=False)
+    except ValueError:
+        return ""
+    return str(network.network_address)
 
 
 def _cursor(direction: str, offset: int) -> str:

@@ -11,8 +11,9 @@ Usage (tests, the sandbox, `python -m opsguard.sandbox serve --scenario FILE`)::
         sim.update_instance("hostinger", 1001, actions_lock="locked")
 
 URLs: ``sim.vultr_url`` = ``http://127.0.0.1:PORT/vultr/v2``, ``sim.hostinger_url`` =
-``http://127.0.0.1:PORT/hostinger``. Both APIs follow contracts/vultr.md and contracts/hostinger.md
-(tests/contracts/ validates every answer against JSON Schemas written from those documents).
+``http://127.0.0.1:PORT/hostinger``. Both APIs follow the providers' published OpenAPI descriptions, and
+docs/providers.md where those are silent (tests/contracts/ validates every answer against JSON Schemas
+derived from vendored excerpts of the descriptions, and checks that objects carry every listed field).
 
 Scenario format (a dict, or a JSON file; opsguard/sandbox/scenarios/default.json is the example).
 Ages are durations relative to the simulator's start ("3h", "9d", or seconds as a number)::
@@ -28,6 +29,7 @@ Ages are durations relative to the simulator's start ("3h", "9d", or seconds as 
           "id": "<uuid>", "label": "chat", "hostname": "...", "main_ip": "127.0.0.2", "v6_main_ip": "",
           "status": "active", "power_status": "running", "server_status": "ok",
           "disk": 160, "os_id": 1743, "app_id": 0, "features": ["auto_backups"], "created": "400d",
+          # any other published instance field (os, ram, vcpu_count, region, plan, tags, ...) may be set too
           "backup_schedule": {"enabled": true, "type": "daily", "hour": 3},   # "enabled": null = field left out
           "backups": ["5h", "29h"]            # or [{"age": "5h", "size": 1234, "status": "complete"}]
           "snapshots": [{"description": "manual", "age": "30d"}]              # pre-existing, optional
@@ -39,7 +41,7 @@ Ages are durations relative to the simulator's start ("3h", "9d", or seconds as 
         "vms": [{
           "id": 1001, "hostname": "...", "ipv4": ["127.0.0.3"] (or null), "ipv6": [],
           "state": "running", "actions_lock": "unlocked", "plan": "KVM 4", "cpus": 4, "memory": 16384,
-          "disk": 204800, "created": "300d",
+          "disk": 204800, "created": "300d",     # and any other published VM field (bandwidth, ns1, template, ...)
           "snapshot": {"created": "12d", "expires": "8d"},   # the ONE existing snapshot; omit for none
           "backups": ["2d", "9d"],            # or [{"age": "2d", "size": <KB>}]; served in this order
           "history_actions": 5                # old finished actions, so the actions list has pages
