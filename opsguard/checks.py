@@ -11,7 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from opsguard import ledger as events
-from opsguard.errors import ConfigError, OpsguardError, OutcomeUnknown, ProviderAuthError, ProviderError, ProviderUnreachable, Refused, SnapshotNotVerified
+from opsguard.errors import (
+    ConfigError,
+    OpsguardError,
+    OutcomeUnknown,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnreachable,
+    Refused,
+    SnapshotNotVerified,
+)
 from opsguard.hoststate import UNSETTLED
 from opsguard.inventory import Host
 from opsguard.ledger import Ledger

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "snapshot": ("snapshot", "snapshot", "Take and verify a full snapshot of a host (no SSH); print the receipt."),
     "exec": ("snapshot", "exec_command", "Snapshot a host, then run one command on it as a guarded change."),
     "ledger": ("ledger", "ledger", "Show the audit ledger of snapshots and changes."),
-    "unlock": ("ledger", "unlock", "Break a stale lock on a host (after confirmation)."),
+    "unlock": ("unlock", "unlock", "Break a stale remote lock on a host (only if its owner is gone; recorded)."),
     "plan": ("playbook", "plan", "Show exactly what a playbook would run on a host (no network)."),
     "run": ("playbook", "run", "Run a playbook on a host inside the snapshot guard."),
     "update": ("playbook", "update", "OS update (apt) of one host or --all, one after another, each guarded."),

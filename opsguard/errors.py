@@ -11,6 +11,7 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_UNKNOWN = 4
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 EXIT_CONFIG = 78
 
 # Several hosts in one command: the worst wins, in this order (DESIGN.md "Exit codes").
@@ -127,6 +128,23 @@ class ConnectionDropped(OutcomeUnknown):
 
 class StepTimeout(OutcomeUnknown):
     """A remote step ran past its timeout: it may still be running on the host."""
+
+
+class Interrupted(OpsguardError, KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped a guarded run. Exit 130 before a change started, 4 (outcome unknown) after.
+
+    It is a KeyboardInterrupt too, so code that handles Ctrl-C handles it.
+    """
+
+    def __init__(self, message: str, *, changed: bool) -> None:
+        super().__init__(message)
+        self.changed = changed
+        self.exit_code = EXIT_UNKNOWN if changed else EXIT_INTERRUPTED
+
+    def outcome_text(self) -> str:
+        if self.changed:
+            return "; the change had started, so its outcome is unknown"
+        return super().outcome_text()
 
 
 class Failed(OpsguardError):

@@ -58,7 +58,7 @@ class HostConnection:
             return None
         try:
             peer = inner.peer_address
-        except Exception:  # noqa: BLE001 - no way to tell which machine this is
+        except Exception:
             peer = None
         allowed = ", ".join(sorted(self._allowed_peers))
         if not peer:

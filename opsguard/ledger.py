@@ -33,6 +33,7 @@ SNAPSHOT_VERIFIED = "snapshot-verified"
 SNAPSHOT_FAILED = "snapshot-failed"
 STEP = "step"
 RUN_ENDED = "run-ended"
+LOCK_BROKEN = "lock-broken"  # `opsguard unlock`: who broke which lock, when and why
 
 # How a run ended.
 OK = "ok"

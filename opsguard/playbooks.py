@@ -145,7 +145,24 @@ def build_plan(name: str, host: Host, overrides: Mapping[str, Any] | None = None
         plan: Plan = module.plan(host, params)
     except ConfigError as error:  # the playbook checks its params; say which playbook and host
         raise ConfigError(f"{playbook_name(module)} on {host.name}: {error}") from None
+    check_read_only_steps(plan)
     return plan
+
+
+def check_read_only_steps(plan: Plan) -> None:
+    """Given a plan, return if every step it declares read-only is in the read-only vocabulary; raise ConfigError if not.
+
+    SAFETY: preflight runs before the snapshot; a step that only SAYS it reads would change the host
+    unprotected. The sessions check the rendered text again before sending it.
+    """
+    from opsguard.readonly import read_only_problem
+
+    for step in plan.steps():
+        if step.mutates:
+            continue
+        problem = "an upload writes a file" if step.upload is not None else read_only_problem(step.shell_text())
+        if problem:
+            raise ConfigError(f"{plan.playbook} on {plan.host}: step {step.name!r} is declared read-only but {problem}")
 
 
 def file_sha256(path: Path) -> str:

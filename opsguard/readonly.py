@@ -847,8 +847,8 @@ def _psql(args: list[Word], context: _Context) -> str | None:
             if letter in "foL":
                 return f"psql -{letter} reads a script or writes a file"
             if letter in "cdhpPUvT":
-                given = value[position + 2 :] or following
-                if letter == "c" and not _plain_query(given):
+                value_given = value[position + 2 :] or following
+                if letter == "c" and not _plain_query(value_given):
                     return "a psql query that is computed or holds a meta-command"
                 index += 0 if value[position + 2 :] else 1
                 break

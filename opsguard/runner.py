@@ -21,12 +21,11 @@ from typing import Any
 
 from opsguard.durations import format_duration
 from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, StepFailed
-from opsguard.guard import ChangeSession, Connector, read_only_session, snapshot_guard
+from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, snapshot_guard
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, paint
 from opsguard.plan import Plan, Step, render
 from opsguard.progress import SnapshotWaitReporter
-from opsguard.providers.base import Provider
 
 RESULT_OK = "ok"
 RESULT_FAILED = "failed"
@@ -87,8 +86,6 @@ class PlanRunner:
         *,
         reason: str,
         overwrite_snapshot: bool = False,
-        provider: Provider | None = None,
-        connect: Connector | None = None,
         stream: bool = True,
         confirm: Callable[[], None] | None = None,
         json_output: bool = False,
@@ -98,14 +95,13 @@ class PlanRunner:
         self.inventory = inventory
         self.reason = reason
         self.overwrite_snapshot = overwrite_snapshot
-        self.provider = provider
-        self.connect = connect
         self.stream = stream
         self.confirm = confirm
         self.json_output = json_output
         self.facts: dict[str, str] = {key: str(value) for key, value in plan.params.items() if value is not None}
         self.summary = RunSummary(host=host.name, playbook=plan.playbook)
         self._downtime_started: float | None = None
+        self._rollback_printed = False
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -117,7 +113,7 @@ class PlanRunner:
         """
         self.summary.steps = [StepRecord(phase, step.name, step.mutates) for phase, steps in self.plan.phases() for step in steps]
         try:
-            with read_only_session(self.host, inventory=self.inventory, connect=self.connect) as session:
+            with read_only_session(self.host, inventory=self.inventory) as session:
                 self._phase(session, "preflight", self.plan.preflight)
                 if self.plan.kind != "change":
                     self._phase(session, "verify", self.plan.verify)
@@ -139,25 +135,28 @@ class PlanRunner:
 
     # -- phases ---------------------------------------------------------------------------------
 
-    def _guarded(self, session: ChangeSession) -> None:
+    def _guarded(self, session: ReadOnlySession) -> None:
         reporter = SnapshotWaitReporter(self.host.name)
         try:
             self._change_under_guard(session, reporter)
+        except OpsguardError as error:
+            if self._rollback_printed:
+                # The plan's rollback path (printed) already ends with the provider snapshot: say it once.
+                error.advice = [line for line in error.advice if "rollback point: snapshot" not in line]
+            raise
         finally:
             reporter.close()
 
-    def _change_under_guard(self, session: ChangeSession, reporter: SnapshotWaitReporter) -> None:
+    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter) -> None:
         with snapshot_guard(
             self.host,
             reason=self.reason,
             inventory=self.inventory,
             session=session,
             overwrite_snapshot=self.overwrite_snapshot,
-            provider=self.provider,
             on_progress=reporter,
             command=f"{self.plan.playbook}",
         ) as change:
-            assert change.receipt is not None
             self.summary.snapshot_id = change.receipt.snapshot_id
             self.summary.run_id = change.run_id
             self.facts["snapshot_id"] = change.receipt.snapshot_id
@@ -165,14 +164,14 @@ class PlanRunner:
             try:
                 self._phase(change, "change", self.plan.change)
                 self._phase(change, "verify", self.plan.verify)
-            except StepFailed:
-                self.print_rollback()
-                raise
-            except OutcomeUnknown:
-                self.print_rollback()
+            except BaseException:
+                # Once a mutating step started, whatever stops the run (a failed step, a lost host, a
+                # refusal on reconnect, Ctrl-C) leaves the host part-changed: the operator needs the way back.
+                if change.started:
+                    self.print_rollback()
                 raise
 
-    def _phase(self, session: ChangeSession, phase: str, steps: tuple[Step, ...]) -> None:
+    def _phase(self, session: ReadOnlySession | ChangeSession, phase: str, steps: tuple[Step, ...]) -> None:
         for step in steps:
             record = self._record(phase, step)
             started = time.monotonic()
@@ -184,11 +183,11 @@ class PlanRunner:
             except StepFailed as error:
                 record.result, record.detail = RESULT_FAILED, str(error)
                 record.duration = time.monotonic() - started
-                if phase == "preflight":
-                    raise Refused(f"host {self.host.name}: preflight step {step.name!r} failed: {error}; "
-                                  "refused, nothing was snapshotted or changed") from None
+                if not isinstance(session, ChangeSession):
+                    raise Refused(f"host {self.host.name}: {phase} step {step.name!r} failed: {error} "
+                                  "(no snapshot was taken)") from None
                 if step.mutates and error.exit_status is not None and error.exit_status not in step.ok_codes:
-                    session.failed_step = step.name  # the session's ledger record already says it failed
+                    session.mark_failed(step.name, recorded=True)  # the session's ledger record already says it failed
                 elif step.mutates:
                     session.mark_failed(step.name, str(error))  # exit accepted, its output check failed
                 else:
@@ -214,8 +213,10 @@ class PlanRunner:
 
     # -- one step -------------------------------------------------------------------------------
 
-    def _execute(self, session: ChangeSession, step: Step) -> None:
+    def _execute(self, session: ReadOnlySession | ChangeSession, step: Step) -> None:
         if step.upload is not None:
+            if not isinstance(session, ChangeSession):
+                raise Refused(f"host {self.host.name}: step {step.name!r} uploads a file but this session is read-only")
             local, remote = (render(part, self.facts) for part in step.upload)
             session.upload(Path(local), remote, name=step.name)
             return
@@ -233,7 +234,7 @@ class PlanRunner:
             try:
                 passed = self._attempt(session, step, command, final=False)
             except OutcomeUnknown:
-                if not step.poll.reconnect or time.monotonic() >= deadline:
+                if not step.poll.reconnect or time.monotonic() >= deadline or not isinstance(session, ChangeSession):
                     raise
                 # Expected while the host reboots: wait, re-open the connection, look again.
                 log(f"{self.host.name}: [{step.name}] host not answering (rebooting?); reconnecting")
@@ -259,7 +260,7 @@ class PlanRunner:
                 return
             time.sleep(step.poll.every)
 
-    def _attempt(self, session: ChangeSession, step: Step, command: str, *, final: bool) -> bool:
+    def _attempt(self, session: ReadOnlySession | ChangeSession, step: Step, command: str, *, final: bool) -> bool:
         """Run the step once; return whether it passed. With ``final``, raise StepFailed when it did not."""
         # Only change steps stream their output (npm, apt...): preflight and verify are quiet checks
         # whose output matters only when they fail, and then the failure message carries its tail.
@@ -301,6 +302,7 @@ class PlanRunner:
         """Print the plan's rollback advice with facts and the snapshot receipt filled in."""
         if not self.plan.rollback:
             return
+        self._rollback_printed = True
         out = sys.stderr
         print(paint(f"{self.host.name}: ROLLBACK — the change did not complete. Rollback path:", "red", out), file=out)
         lines = [fill(line, self.facts) for line in self.plan.rollback]

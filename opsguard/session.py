@@ -81,7 +81,7 @@ def core_of(session: _Session) -> SessionCore:
     return _CORES[session]
 
 
-def session_key() -> object:
+def _session_key() -> object:
     """Return the key the session constructors demand (for opsguard's guard only)."""
     return _KEY
 
@@ -173,6 +173,11 @@ class ChangeSession(_Session):
         receipt = _CORES[self].receipt
         assert receipt is not None
         return receipt
+
+    @property
+    def started(self) -> bool:
+        """Whether a mutating step has started (from then on the host may have changed)."""
+        return _CORES[self].started
 
     @property
     def failed_step(self) -> str | None:
@@ -333,6 +338,6 @@ def _stop_timed_out_step(core: SessionCore) -> int | None:
         return None
     try:
         return core.remote_lock.stop_step()
-    except Exception:  # noqa: BLE001 - the host may be gone; then nobody can say the step ended
+    except Exception:
         pid_file = core.remote_lock.step_pid_file
         return -1 if pid_file else None

@@ -1,4 +1,4 @@
-"""`opsguard ledger` (the audit trail) and `opsguard unlock` (break a stale lock)."""
+"""`opsguard ledger`: the audit trail of every snapshot, step and outcome."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 
 import click
 
-from opsguard.confirm import confirm_change
-from opsguard.errors import LockHeld
 from opsguard.output import print_json
 from opsguard.textsafe import printable
 
@@ -34,7 +32,14 @@ def describe(record: dict[str, Any]) -> str:
         if record.get("phase") == "check":
             return f"step failed its check: {record.get('step')} — {record.get('error', '')}"
         status = record.get("exit_status")
+        if record.get("phase") == "read":
+            return f"read: {record.get('step')}" + (f" (exit {status})" if status not in (None, 0) else "")
         return f"step {record.get('result')}: {record.get('step')}" + (f" (exit {status})" if status is not None else "")
+    if event == "lock-broken":
+        holder = record.get("holder") or {}
+        return (f"lock {record.get('lock')} broken by {record.get('user', '?')}@{record.get('machine', '?')}"
+                f"{' (--force)' if record.get('force') else ''}: it was held by run {holder.get('run_id', '?')} of "
+                f"{holder.get('user', '?')}@{holder.get('machine', '?')} — {record.get('reason', '')}")
     if event == "run-ended":
         step = f" at step {record['failed_step']!r}" if record.get("failed_step") else ""
         return f"ended: {record.get('outcome')}{step}" + (f" — {record['error']}" if record.get("error") else "")
@@ -79,35 +84,3 @@ def _print_records(records: list[dict[str, Any]], path: Path, host: str | None) 
         if record.get("event") == "step" and record.get("phase") == "started" and (record.get("run_id"), record.get("step")) in ended:
             continue
         click.echo(printable(f"{record['time']}  {record['host']:6}  {record['run_id']}  {describe(record)}"))
-
-
-@click.command()
-@click.argument("host")
-@click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
-@click.pass_obj
-def unlock(app: object, host: str, yes: bool) -> None:
-    """Break a stale lock on HOST: the remote lock dir (after confirmation)."""
-    from opsguard.guard import read_only_session
-    from opsguard.locks import LocalLock, RemoteLock, describe_owner
-
-    inventory = app.inventory()  # type: ignore[attr-defined]
-    target = inventory.host(host)
-    local = LocalLock(inventory.settings.state_dir, target.name).holder()
-    if local is not None:
-        # SAFETY: a live local holder is a run in progress on this machine, not a stale lock.
-        raise LockHeld(f"host {target.name}: a run on this machine is in progress: {describe_owner(local)}; not unlocking")
-    with read_only_session(target, inventory=inventory) as session:
-        assert session.connection is not None
-        remote = RemoteLock(session.connection, target.name, target.remote_lock)
-        holder = remote.holder()
-        if holder is None:
-            click.echo(f"{target.name}: not locked ({target.remote_lock} does not exist)")
-            return
-        confirm_change(
-            target.name,
-            [f"host {target.name}: remote lock {target.remote_lock} is held by {describe_owner(holder)}",
-             "Break it only if that run is certainly not running any more."],
-            assume_yes=yes,
-        )
-        remote.break_lock()
-        click.echo(f"{target.name}: lock {target.remote_lock} removed")

@@ -130,7 +130,11 @@ class Provider(Protocol):
     """A hosting provider's API, as opsguard uses it."""
 
     name: str
-    min_poll_gap: float  # seconds between two polls of one snapshot: 1 (providers rate-limit), 0 for a loopback simulator
+
+    @property
+    def min_poll_gap(self) -> float:
+        """Seconds between two polls of one snapshot: 1 (providers rate-limit), 0 for a loopback simulator."""
+        ...
 
     def instance_facts(self, instance: str | int) -> InstanceFacts:
         """Given an instance id, return its facts; raise ProviderNotFound if it does not exist."""

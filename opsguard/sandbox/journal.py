@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opsguard.readonly import classify, read_only_problem
-from opsguard.sandbox.hosts import SessionRecord
+from opsguard.sandbox.hosts import SandboxHosts, SessionRecord
 
 _PM2_LISTINGS = {"jlist", "list", "ls", "l", "status", "describe", "desc", "show", "info", "prettylist", "pid"}
 
@@ -39,6 +39,18 @@ def changing_sessions(sessions: Iterable[SessionRecord], *, writable: Sequence[s
     """Given a host's recorded sessions and opsguard's own directories, return the command lines that may have
     changed the host, oldest first (an empty list means: nothing but reads and opsguard's bookkeeping)."""
     return [session.command for session in sessions if session_problem(session, writable=writable) is not None]
+
+
+def opsguard_dirs(hosts: SandboxHosts, name: str) -> tuple[str, str]:
+    """Given the sandbox hosts and a host name, return opsguard's own dirs on it: the remote lock and the change record."""
+    root = hosts.host(name).root
+    return str(root / "run" / "lock" / "opsguard"), str(root / "var" / "lib" / "opsguard")
+
+
+def host_changes(hosts: SandboxHosts, name: str) -> list[str]:
+    """Given the sandbox hosts and a host name, return every command line it received that may have changed it
+    (opsguard's lock and change record aside), oldest first."""
+    return changing_sessions(hosts.sessions(name), writable=opsguard_dirs(hosts, name))
 
 
 def is_mutating_call(argv: list[str], *, pm2_daemon_running: bool = False) -> bool:

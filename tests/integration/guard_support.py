@@ -28,6 +28,7 @@ import pytest
 
 from opsguard.sandbox.environment import SANDBOX_HOSTS
 from opsguard.sandbox.hosts import SandboxHosts
+from opsguard.sandbox.journal import host_changes
 from opsguard.sandbox.simulator import Simulator
 from tests.fixtures.cli_fixtures import REPO_ROOT, CliResult, run_cli
 from tests.fixtures.simulator_fixtures import FAST_RETRY_ENV, HOSTINGER_CHAT2, HOSTINGER_IA, VULTR_CHAT
@@ -141,6 +142,15 @@ class GuardWorld:
     def commands(self, host: str) -> list[list[str]]:
         """Given a host name, return the argv of every stub command it ran (apt-get, systemctl, ...)."""
         return self.hosts.commands(host)
+
+    def sessions(self, host: str) -> list[str]:
+        """Given a host name, return the full command line of every SSH session it received, oldest first."""
+        return [session.command for session in self.hosts.sessions(host)]
+
+    def changes(self, host: str) -> list[str]:
+        """Given a host name, return every command line it received that may have changed it (the oracle: anything
+        not known read-only counts; opsguard's own lock dir and change record aside)."""
+        return host_changes(self.hosts, host)
 
     def lock_dir(self, host: str) -> Path:
         """Given a host name, return its remote lock dir (inside the sandbox host's root)."""

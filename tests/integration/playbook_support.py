@@ -22,7 +22,7 @@ from typing import Any
 
 from opsguard.sandbox.environment import SANDBOX_HOSTS
 from opsguard.sandbox.hosts import SandboxHosts
-from opsguard.sandbox.journal import is_mutating_call
+from opsguard.sandbox.journal import host_changes, is_mutating_call
 from opsguard.sandbox.simulator import Simulator
 from tests.fixtures.cli_fixtures import CliResult, run_cli
 from tests.fixtures.simulator_fixtures import simulator_env
@@ -82,8 +82,14 @@ class PlaybookWorld:
         return self.hosts.journal(host)
 
     def mutating(self, host: str) -> list[dict[str, Any]]:
-        """Given a host, return the journal records of the calls that change the host (journal.is_mutating_call)."""
-        return [record for record in self.journal(host) if is_mutating_call(record["argv"])]
+        """Given a host, return the stub journal records of the calls that may have changed the host."""
+        return [record for record in self.journal(host)
+                if is_mutating_call(record["argv"], pm2_daemon_running=bool(record.get("pm2_daemon")))]
+
+    def changes(self, host: str) -> list[str]:
+        """Given a host name, return every command line it received that may have changed it (the oracle: anything
+        not known read-only counts; opsguard's own lock dir and change record aside)."""
+        return host_changes(self.hosts, host)
 
     def app_dir(self, host: str) -> Path:
         """Given a Zpro host, return its live app dir (inside its sandbox root)."""

@@ -114,7 +114,7 @@ def test_unlock_with_yes_removes_stale_remote_lock_and_next_run_proceeds(worlds:
     world = worlds()
     lock = world.hold_remote_lock("chat", foreign_owner())
 
-    result = world.cli("unlock", "chat", "--yes")
+    result = world.cli("unlock", "chat", "--yes", "--reason", "alice's laptop died mid-run")
 
     assert result.exit_code == 0, result.output
     assert "lock" in result.stdout and "removed" in result.stdout
@@ -128,7 +128,7 @@ def test_unlock_without_yes_off_a_terminal_refuses_and_keeps_the_lock(worlds: Gu
     world = worlds()
     lock = world.hold_remote_lock("chat", foreign_owner())
 
-    result = world.cli("unlock", "chat")
+    result = world.cli("unlock", "chat", "--reason", "stale")
 
     assert result.exit_code == 3, result.output
     assert "not on a terminal" in result.stderr and "--yes" in result.stderr
@@ -138,7 +138,7 @@ def test_unlock_without_yes_off_a_terminal_refuses_and_keeps_the_lock(worlds: Gu
 def test_unlock_says_not_locked_when_there_is_no_lock(worlds: GuardWorlds) -> None:
     world = worlds()
 
-    result = world.cli("unlock", "chat", "--yes")
+    result = world.cli("unlock", "chat", "--yes", "--reason", "alice's laptop died mid-run")
 
     assert result.exit_code == 0, result.output
     assert "not locked" in result.stdout
@@ -155,7 +155,7 @@ def test_unlock_refuses_while_a_local_run_holds_the_host(worlds: GuardWorlds) ->
             assert running.poll() is None and time.monotonic() < deadline, "the run never took its local lock"
             time.sleep(0.02)
 
-        result = world.cli("unlock", "chat", "--yes")
+        result = world.cli("unlock", "chat", "--yes", "--reason", "alice's laptop died mid-run")
     finally:
         stdout, stderr = running.communicate(timeout=60)
 

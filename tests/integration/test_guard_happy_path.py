@@ -96,11 +96,9 @@ def test_exec_on_hostinger_records_the_snapshot_it_overwrites(worlds: GuardWorld
 
 
 @pytest.mark.parametrize("host", ["chat", "chat2"], ids=["vultr", "hostinger"])
-def test_snapshot_json_prints_receipt_and_makes_no_ssh_connection(
-    worlds: GuardWorlds, tmp_path: Path, host: str
-) -> None:
-    # known_hosts does not exist: any SSH connection would be refused, so success proves none was made.
-    world = worlds(settings={"known_hosts": str(tmp_path / "no-such-known-hosts")})
+def test_snapshot_json_prints_receipt_under_the_remote_lock_and_host_record(worlds: GuardWorlds, host: str) -> None:
+    """Hole 1: `snapshot` obeys the same rules as a change: remote lock, on-host record, ledger."""
+    world = worlds()
 
     result = world.cli("snapshot", host, "--json")
 
@@ -117,10 +115,42 @@ def test_snapshot_json_prints_receipt_and_makes_no_ssh_connection(
     else:
         assert receipt["expires_at"] is None  # Vultr snapshots do not expire
     (verified,) = world.ledger(host, "snapshot-verified")
-    assert verified["run_id"] == receipt["run_id"]
+    assert verified["run_id"] == receipt["run_id"]  # the receipt says which run it belongs to
     assert world.last_run_end(host)["outcome"] == "ok"
+    sessions = world.sessions(host)
+    assert any(str(world.lock_dir(host)) in line and "echo ACQUIRED" in line for line in sessions), sessions
+    record = json.loads((world.hosts.host(host).root / "var/lib/opsguard/last-change.json").read_text())
+    assert (record["run_id"], record["snapshot_id"], record["outcome"]) == (receipt["run_id"], receipt["snapshot_id"], "ok")
+    assert world.changes(host) == []  # nothing but reads and opsguard's lock and record
     assert world.commands(host) == []
     assert not world.lock_dir(host).exists()
+
+
+def test_snapshot_no_ssh_makes_no_ssh_connection_on_vultr(worlds: GuardWorlds, tmp_path: Path) -> None:
+    # known_hosts does not exist: any SSH connection would be refused, so success proves none was made.
+    world = worlds(settings={"known_hosts": str(tmp_path / "no-such-known-hosts")})
+
+    result = world.cli("snapshot", "chat", "--no-ssh", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["host"] == "chat"
+    assert world.sessions("chat") == []
+
+
+def test_snapshot_no_ssh_refuses_on_hostinger_unless_overwrite_snapshot(worlds: GuardWorlds, tmp_path: Path) -> None:
+    """Without SSH nobody can read chat2's change record: its only snapshot may be a rollback point."""
+    world = worlds(settings={"known_hosts": str(tmp_path / "no-such-known-hosts")})
+
+    refused = world.cli("snapshot", "chat2", "--no-ssh")
+
+    assert refused.exit_code == 3, refused.output
+    assert "without SSH" in refused.stderr and "--overwrite-snapshot" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert world.snapshot_posts() == []
+    forced = world.cli("snapshot", "chat2", "--no-ssh", "--overwrite-snapshot")
+    assert forced.exit_code == 0, forced.output
+    assert len(world.snapshot_posts()) == 1
+    assert world.sessions("chat2") == []
 
 
 def test_snapshot_prints_human_receipt_lines_without_json(worlds: GuardWorlds) -> None:
@@ -202,7 +232,7 @@ def test_exec_after_dropped_hostinger_change_refuses_to_overwrite_rollback_point
     # The dropped session could not remove its remote lock: it is stale, and says whose it is.
     stale = world.lock_dir("chat2")
     assert stale.is_dir()
-    unlocked = world.cli("unlock", "chat2", "--yes")
+    unlocked = world.cli("unlock", "chat2", "--yes", "--reason", "the run lost the host")
     assert unlocked.exit_code == 0, unlocked.output
     assert not stale.exists()
 
@@ -231,7 +261,7 @@ def test_exec_after_dropped_vultr_change_takes_a_new_snapshot(worlds: GuardWorld
     world = worlds()
     world.hosts.set_responses("chat", {"rules": [{"prefix": ["apt-get"], "drop": True, "times": 1}]})
     assert world.exec_upgrade("chat").exit_code == 4
-    assert world.cli("unlock", "chat", "--yes").exit_code == 0
+    assert world.cli("unlock", "chat", "--yes", "--reason", "stale").exit_code == 0
 
     result = world.exec_upgrade("chat")
 

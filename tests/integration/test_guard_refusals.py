@@ -35,7 +35,9 @@ Overrides = dict[str, Any]
 
 
 def assert_nothing_changed(world: GuardWorld, host: str, *, snapshot_posts: int = 0) -> None:
-    """The host ran no stub command and the provider got exactly ``snapshot_posts`` snapshot POSTs."""
+    """Judged by every command line the host received: nothing but reads and opsguard's own lock and record;
+    no stub command at all; exactly ``snapshot_posts`` snapshot POSTs."""
+    assert world.changes(host) == [], f"{host} received changing commands although the guard refused"
     assert world.commands(host) == [], f"{host} ran commands although the guard refused"
     assert len(world.snapshot_posts()) == snapshot_posts, world.snapshot_posts()
 

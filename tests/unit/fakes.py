@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from opsguard.errors import ConnectionDropped, SnapshotNotVerified
-from opsguard.guard import snapshot_guard
+from opsguard.guard import seams, snapshot_guard
 from opsguard.inventory import Inventory, load_inventory
 from opsguard.providers.base import (
     InstanceFacts,
@@ -55,42 +59,80 @@ class FakeResult:
     stderr: str = ""
 
 
+LOCK_DIR = "/run/lock/opsguard"
+STATE_DIR = "/var/lib/opsguard"
+
+
 @dataclass
 class FakeConnection:
-    """Records every command; answers the remote lock protocol like a host would."""
+    """Records every command; answers opsguard's bookkeeping (remote lock, change record) like a host would.
+
+    ``peer_address`` is the address the connection reached (the guard checks it against the instance's IPs).
+    """
 
     commands: list[str] = field(default_factory=list)
     lock_held_by: str | None = None
     drop_on: str | None = None
     closed: bool = False
     change_record: str = ""
+    peer_address: str | None = "auto"  # "auto": the address of the host it is opened for
+    record_writable: bool = True
+    pid_files: list[str | None] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)  # monotonic time each command was sent, as commands
 
-    def run(self, command: str, *, timeout: float, **_: Any) -> FakeResult:
+    def run(self, command: str, *, timeout: float, pid_file: str | None = None, **_: Any) -> FakeResult:
         self.commands.append(command)
-        if "mkdir --" in command and "ACQUIRED" in command:
-            if self.lock_held_by:
-                return FakeResult(command, 0, f'HELD\n{{"run_id": "{self.lock_held_by}", "user": "ana"}}')
-            return FakeResult(command, 0, "ACQUIRED\n")
-        if "last-change.json" in command:  # opsguard's own record on the host
-            if command.startswith("cat"):
-                return FakeResult(command, 0, self.change_record)
-            self.change_record = command.split("printf '%s' ")[1].split(" > ")[0].strip("'")
-            return FakeResult(command, 0, "")
+        self.sent_at.append(time.monotonic())
+        if LOCK_DIR in command:
+            return self._lock(command)
+        if STATE_DIR in command:
+            return self._record(command)
+        self.pid_files.append(pid_file)
         if self.drop_on and self.drop_on in command:
             raise ConnectionDropped(f"connection dropped while running {command!r}")
         if command.startswith("exit "):
             return FakeResult(command, int(command.split()[1]))
         return FakeResult(command, 0, "ok\n")
 
+    def _lock(self, command: str) -> FakeResult:
+        if "echo ACQUIRED" in command:
+            if self.lock_held_by:
+                owner = f'{{"run_id": "{self.lock_held_by}", "user": "ana"}}'
+                return FakeResult(command, 0, f"HELD\n{owner}\nheartbeat_age=3\n")
+            return FakeResult(command, 0, "ACQUIRED\n")
+        if "echo RELEASED" in command:
+            return FakeResult(command, 0, "RELEASED\n")
+        if "echo FREE" in command:
+            return FakeResult(command, 0, "FREE\n")
+        return FakeResult(command, 0, "")
+
+    def _record(self, command: str) -> FakeResult:
+        if "OPSGUARD_RECORD_ABSENT" in command:
+            return FakeResult(command, 0, self.change_record or "OPSGUARD_RECORD_ABSENT\n")
+        if ".probe" in command:
+            if not self.record_writable:
+                return FakeResult(command, 1, "", "sh: 1: cannot create /var/lib/opsguard/.probe: Read-only file system\n")
+            return FakeResult(command, 0, "opsguard-write-probe")
+        payload = command.split("printf '%s' ")[1].split(" > ")[0]
+        self.change_record = shlex.split(payload)[0]
+        return FakeResult(command, 0, self.change_record)
+
     def upload(self, local_path: Path, remote_path: str, *, mode: int | None = None) -> None:
         self.commands.append(f"upload {local_path} {remote_path}")
+
+    def authenticated_key(self) -> str | None:
+        return None
 
     def close(self) -> None:
         self.closed = True
 
+    def first_sent(self, command: str) -> float:
+        """Given a command, return the monotonic time it was first sent; raise ValueError if never."""
+        return self.sent_at[self.commands.index(command)]
+
     def user_commands(self) -> list[str]:
-        """The commands that are not lock bookkeeping."""
-        return [c for c in self.commands if "ACQUIRED" not in c and "rmdir" not in c and "last-change.json" not in c]
+        """The commands that are not opsguard's own bookkeeping (lock, change record)."""
+        return [c for c in self.commands if LOCK_DIR not in c and STATE_DIR not in c]
 
 
 @dataclass
@@ -108,6 +150,8 @@ class FakeProvider:
     created: int = 0
     polls: int = 0
     previous: SnapshotInfo | None = None
+    min_poll_gap: float = 0.0  # not a real provider: no rate limit to respect
+    completed_at: float | None = None
 
     def instance_facts(self, instance: str | int) -> InstanceFacts:
         if self.facts_error:
@@ -124,7 +168,10 @@ class FakeProvider:
     def poll_snapshot(self, request: SnapshotRequest) -> SnapshotProgress:
         state = self.states[min(self.polls, len(self.states) - 1)]
         self.polls += 1
-        return SnapshotProgress(state, finished=state in ("complete", "success"), failed=state in ("deleted", "error"))
+        finished = state in ("complete", "success")
+        if finished and self.completed_at is None:
+            self.completed_at = time.monotonic()  # the moment the provider first reported the snapshot complete
+        return SnapshotProgress(state, finished=finished, failed=state in ("deleted", "error"))
 
     def verify_snapshot(self, request: SnapshotRequest) -> VerifiedSnapshot:
         if self.verify_error:
@@ -132,10 +179,25 @@ class FakeProvider:
         return VerifiedSnapshot(SnapshotInfo("snap-1", datetime.now(UTC), size=10), ("status complete",))
 
 
-def guard(inventory: Inventory, provider: FakeProvider, connection: FakeConnection, host: str = "chat", **kwargs: Any) -> Any:
-    resolver = kwargs.pop("resolve", lambda address: {address})
-    return snapshot_guard(host, reason="test", inventory=inventory, provider=provider,  # type: ignore[arg-type]
-                          connect=lambda h, s: connection, resolve=resolver, **kwargs)  # type: ignore[arg-type,return-value]
+@contextmanager
+def fake_world(provider: FakeProvider, connection: FakeConnection, resolve: Any = None) -> Iterator[None]:
+    """Inside: every guard and session uses this provider and this connection, and resolves addresses to themselves."""
+    def connect(host: Any, settings: Any) -> FakeConnection:
+        if connection.peer_address == "auto":
+            connection.peer_address = host.address
+        return connection
+
+    with seams(provider=lambda host: provider, connect=connect, resolve=resolve or (lambda address: {address})):
+        yield
+
+
+@contextmanager
+def guard(inventory: Inventory, provider: FakeProvider, connection: FakeConnection, host: str = "chat",
+          **kwargs: Any) -> Iterator[Any]:
+    """The snapshot guard for ``host`` against the fake provider and connection."""
+    resolver = kwargs.pop("resolve", None)
+    with fake_world(provider, connection, resolver), snapshot_guard(host, reason="test", inventory=inventory, **kwargs) as change:
+        yield change
 
 
 

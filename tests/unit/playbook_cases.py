@@ -196,12 +196,14 @@ volumes:
     name: stack_db-data
 """
 
-MIGRATE_STATUS = """\
-
-Sequelize CLI [Node: 20.11.0, CLI: 6.6.2, ORM: 6.37.1]
-
-Loaded configuration file "dist/config/database.js".
-up 20200717133438-create-users.js
-up 20200717144403-create-contacts.js
-up 20240915120000-add-campaign-fields.js
+# The migration probe's output: SequelizeMeta's names (read-only SQL), then the release's migration files.
+MIGRATION_LISTING = """\
+--- applied
+20200717133438-create-users.js
+20200717144403-create-contacts.js
+20240915120000-add-campaign-fields.js
+--- files
+20200717133438-create-users.js
+20200717144403-create-contacts.js
+20240915120000-add-campaign-fields.js
 """

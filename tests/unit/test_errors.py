@@ -72,8 +72,9 @@ def test_inventory_error_lines_returns_one_line_per_problem() -> None:
     assert isinstance(error, errors.ConfigError)
 
 
-def test_opsguard_error_lines_returns_message_when_single() -> None:
-    assert errors.LockHeld("chat: lock held by ana since 10:02").lines() == ["chat: lock held by ana since 10:02"]
+def test_refusal_says_nothing_was_changed_without_each_raise_site_writing_it() -> None:
+    assert errors.LockHeld("chat: lock held by ana since 10:02").lines() == [
+        "chat: lock held by ana since 10:02; refused, nothing was changed"]
 
 
 def test_provider_error_text_names_provider_status_correlation_and_hint() -> None:

@@ -25,7 +25,9 @@ from opsguard.errors import (
 from opsguard.guard import ChangeSession, poll_gap, read_only_session, snapshot_guard
 from opsguard.inventory import Inventory, load_inventory
 from opsguard.ledger import Ledger
-from tests.unit.fakes import FakeConnection, FakeProvider, guard, hostinger_provider, write_inventory
+from opsguard.receipt import SnapshotReceipt
+from opsguard.session import SessionCore, _session_key
+from tests.unit.fakes import FakeConnection, FakeProvider, fake_world, guard, hostinger_provider, write_inventory
 
 
 def run_ends(inventory: Inventory) -> list[dict[str, Any]]:
@@ -40,8 +42,8 @@ def test_guard_yields_change_session_after_verified_snapshot(tmp_path: Path) -> 
     assert provider.created == 1
     assert connection.user_commands() == ["touch /etc/changed"]
     assert run_ends(inventory)[-1]["outcome"] == events.OK
-    kinds = [r["event"] for r in Ledger(inventory.settings.state_dir).records()]
-    assert kinds.index(events.SNAPSHOT_VERIFIED) < kinds.index(events.STEP)
+    assert provider.completed_at is not None
+    assert connection.first_sent("touch /etc/changed") > provider.completed_at
 
 
 @pytest.mark.parametrize(
@@ -105,16 +107,36 @@ def test_guard_refuses_second_run_while_local_lock_is_held(tmp_path: Path) -> No
     assert second.created == 0
 
 
-def test_change_session_constructor_is_private_to_guard(tmp_path: Path) -> None:
+def test_change_session_constructor_refuses_any_key_but_the_guards(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path)
-    with pytest.raises(TypeError, match="snapshot_guard"):
-        ChangeSession(object(), host=inventory.host("chat"), settings=inventory.settings,
-                      ledger=Ledger(tmp_path), run_id="x", connection=None, receipt=None)
+    core = SessionCore(host=inventory.host("chat"), settings=inventory.settings, ledger=Ledger(tmp_path), run_id="x",
+                       connection=None)
+    for key in (object(), None, "key", ChangeSession):
+        with pytest.raises(TypeError, match="snapshot_guard"):
+            ChangeSession(key, core)
+
+
+def test_change_session_with_a_receipt_the_guard_did_not_issue_runs_nothing(tmp_path: Path) -> None:
+    """Even minted with the private key, a session whose receipt was built by hand (all fields right) refuses."""
+    from datetime import UTC, datetime
+
+    from opsguard.hostconnection import HostConnection
+
+    inventory, connection = write_inventory(tmp_path), FakeConnection()
+    host = inventory.host("chat")
+    forged = SnapshotReceipt(host="chat", provider="vultr", instance=host.instance or "", snapshot_id="snap-x",
+                             tag="t", run_id="run-x", requested_at=datetime.now(UTC), verified_at=datetime.now(UTC))
+    core = SessionCore(host=host, settings=inventory.settings, ledger=Ledger(tmp_path), run_id="run-x",
+                       connection=HostConnection(host, inventory.settings, lambda h, s: connection), receipt=forged)  # type: ignore[arg-type,return-value]
+    session = ChangeSession(_session_key(), core)
+    with pytest.raises(ReadOnlyViolation, match="no snapshot receipt the guard issued"):
+        session.run("touch /etc/changed")
+    assert connection.commands == []
 
 
 def test_read_only_session_refuses_mutating_step(tmp_path: Path) -> None:
     inventory, connection = write_inventory(tmp_path), FakeConnection()
-    with read_only_session("chat", inventory=inventory, connect=lambda h, s: connection) as session:  # type: ignore[arg-type,return-value]
+    with fake_world(FakeProvider(), connection), read_only_session("chat", inventory=inventory) as session:
         session.run("uptime", mutates=False)
         with pytest.raises(ReadOnlyViolation, match="read-only"):
             session.run("apt-get -y upgrade")
@@ -192,7 +214,7 @@ def test_guard_needs_instance_id(tmp_path: Path) -> None:
     path = tmp_path / "inventory.toml"
     path.write_text('[hosts.chat]\naddress = "10.9.9.2"\nprovider = "vultr"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"hosts.chat.instance is not set \(run 'opsguard discover'\)"), \
-            snapshot_guard("chat", reason="t", inventory=load_inventory(path), provider=FakeProvider()):  # type: ignore[arg-type]
+            fake_world(FakeProvider(), FakeConnection()), snapshot_guard("chat", reason="t", inventory=load_inventory(path)):
         pass
 
 
@@ -200,7 +222,11 @@ def test_poll_gap_grows_with_wait_and_respects_bounds() -> None:
     assert poll_gap(0, 15) == 1.0
     assert poll_gap(100, 15) == pytest.approx(4.8)
     assert poll_gap(1000, 15) == 15
-    assert poll_gap(1000, 0.2) == 0.2
+
+
+def test_poll_gap_raises_snapshot_poll_below_one_second_for_a_real_provider() -> None:
+    assert poll_gap(1000, 0.2) == 1.0  # providers rate-limit: the floor is 1 s
+    assert poll_gap(1000, 0.2, floor=0.0) == 0.2  # the loopback simulator has no floor
 
 
 def test_guard_refuses_hostinger_overwrite_when_host_records_failed_change_from_another_machine(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from opsguard import ledger as events
 from opsguard.errors import Refused
 from opsguard.guard import read_only_session
 from opsguard.ledger import Ledger
-from tests.unit.fakes import FakeConnection, FakeProvider, FakeResult, guard, write_inventory
+from tests.unit.fakes import FakeConnection, FakeProvider, FakeResult, fake_world, guard, write_inventory
 
 
 def test_guard_session_of_another_host_is_refused_before_anything_runs(tmp_path: Path) -> None:
@@ -24,7 +24,8 @@ def test_guard_session_of_another_host_is_refused_before_anything_runs(tmp_path:
     provider = FakeProvider()  # chat (vultr), identity matches chat's address
     ran_in_block = False
     with (
-        read_only_session("chat2", inventory=inventory, connect=lambda h, s: chat2_connection) as other,  # type: ignore[arg-type,return-value]
+        fake_world(provider, chat2_connection),
+        read_only_session("chat2", inventory=inventory) as other,
         pytest.raises(Refused, match="chat2"),
         guard(inventory, provider, FakeConnection(), host="chat", session=other) as change,
     ):
@@ -33,6 +34,7 @@ def test_guard_session_of_another_host_is_refused_before_anything_runs(tmp_path:
     assert not ran_in_block
     assert provider.created == 0
     assert "touch /etc/changed" not in chat2_connection.commands
+    assert chat2_connection.user_commands() == []
     assert all("ACQUIRED" not in command for command in chat2_connection.commands)
 
 
@@ -41,7 +43,7 @@ def test_guard_closed_session_is_refused_before_a_snapshot(tmp_path: Path) -> No
     inventory = write_inventory(tmp_path)
     connection = FakeConnection()
     provider = FakeProvider()
-    with read_only_session("chat", inventory=inventory, connect=lambda h, s: connection) as session:  # type: ignore[arg-type,return-value]
+    with fake_world(provider, connection), read_only_session("chat", inventory=inventory) as session:
         pass
     with pytest.raises(Refused, match="ended"), guard(inventory, provider, connection, session=session):
         pass

@@ -17,7 +17,7 @@ from opsguard.hostfacts import (
     parse_dotenv_raw,
     parse_free,
     parse_key_values,
-    parse_migrate_status,
+    parse_migration_listing,
     parse_newest_file,
     parse_pm2_jlist,
     parse_sha256sum,
@@ -25,7 +25,7 @@ from opsguard.hostfacts import (
     split_image_reference,
     url_problem,
 )
-from tests.unit.playbook_cases import APT_SIMULATION, COMPOSE_CONFIG, DF_OK, FREE_8GB, MIGRATE_STATUS, pm2_jlist
+from tests.unit.playbook_cases import APT_SIMULATION, COMPOSE_CONFIG, DF_OK, FREE_8GB, MIGRATION_LISTING, pm2_jlist
 
 
 def test_hostfacts_pm2_jlist_reads_names_status_and_restarts() -> None:
@@ -200,15 +200,17 @@ def test_hostfacts_compose_ps_reads_template_lines_and_json_lines() -> None:
     assert [c.health for c in parse_compose_ps(json_lines)] == ["starting", ""]
 
 
-def test_hostfacts_migrate_status_reads_up_and_down() -> None:
-    migrations = parse_migrate_status(MIGRATE_STATUS + "down 20250101000000-new-table.js\n")
+def test_hostfacts_migration_listing_marks_files_missing_from_sequelizemeta_down() -> None:
+    migrations = parse_migration_listing(MIGRATION_LISTING + "20250101000000-new-table.js\nREADME.md\n")
     assert [m.state for m in migrations] == ["up", "up", "up", "down"]
     assert migrations[-1].name == "20250101000000-new-table.js"
 
 
-def test_hostfacts_migrate_status_raises_without_migrations() -> None:
-    with pytest.raises(ValueError, match="up"):
-        parse_migrate_status("ERROR: connect ECONNREFUSED 127.0.0.1:5432\n")
+def test_hostfacts_migration_listing_raises_without_both_parts() -> None:
+    with pytest.raises(ValueError, match="SequelizeMeta"):
+        parse_migration_listing('ERROR:  relation "SequelizeMeta" does not exist\n')
+    with pytest.raises(ValueError, match="no migration files"):
+        parse_migration_listing("--- applied\n--- files\n")
 
 
 def test_hostfacts_sha256sum_reads_digest() -> None:

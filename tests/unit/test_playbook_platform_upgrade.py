@@ -14,7 +14,7 @@ from tests.unit.playbook_cases import (
     ENV_GOOD,
     FREE_2GB,
     FREE_8GB,
-    MIGRATE_STATUS,
+    MIGRATION_LISTING,
     PM2_BOTH_ONLINE,
     check_of,
     find_step,
@@ -240,8 +240,8 @@ def test_platform_upgrade_stable_check_fails_when_restart_count_grows(plan: Plan
 
 def test_platform_upgrade_migration_left_down_fails_verify(plan: Plan) -> None:
     check = check_of(find_step(plan, "no migration left down"))
-    assert check(MIGRATE_STATUS) is None
-    reason = check(MIGRATE_STATUS + "down 20250101000000-add-column.js\n")
+    assert check(MIGRATION_LISTING) is None
+    reason = check(MIGRATION_LISTING + "20250101000000-add-column.js\n")
     assert reason is not None and "20250101000000-add-column.js" in reason
 
 

@@ -13,7 +13,7 @@ from opsguard.inventory import Inventory
 from opsguard.ledger import Ledger
 from opsguard.plan import Check, Facts, Plan, Poll, Step
 from opsguard.runner import PlanRunner
-from tests.unit.fakes import FakeConnection, FakeProvider, FakeResult, write_inventory
+from tests.unit.fakes import FakeConnection, FakeProvider, FakeResult, fake_world, write_inventory
 
 
 class ScriptedConnection(FakeConnection):
@@ -43,7 +43,7 @@ def sample_plan(**overrides: Any) -> Plan:
         "kind": "change",
         "summary": "a sample change",
         "preflight": (
-            Step("disk", "df-percent /", mutates=False, check=Check("/ below 90%", disk_below_90)),
+            Step("disk", "df -P /", mutates=False, check=Check("/ below 90%", disk_below_90)),
             Step("read port", "cat .env", mutates=False,
                  facts=Facts(("port",), lambda out: {"port": out.strip().split("=")[1]})),
         ),
@@ -60,9 +60,20 @@ def sample_plan(**overrides: Any) -> Plan:
     return Plan(**values)
 
 
-def runner(inventory: Inventory, plan: Plan, connection: FakeConnection, provider: FakeProvider | None = None) -> PlanRunner:
-    return PlanRunner(plan, inventory.host("chat"), inventory, reason="test", provider=provider or FakeProvider(),  # type: ignore[arg-type]
-                      connect=lambda h, s: connection, stream=False)  # type: ignore[arg-type,return-value]
+class FakeRunner:
+    """A PlanRunner whose guard and sessions use the fake provider and connection."""
+
+    def __init__(self, runner: PlanRunner, provider: FakeProvider, connection: FakeConnection) -> None:
+        self.runner, self.provider, self.connection = runner, provider, connection
+
+    def run(self) -> Any:
+        with fake_world(self.provider, self.connection):
+            return self.runner.run()
+
+
+def runner(inventory: Inventory, plan: Plan, connection: FakeConnection, provider: FakeProvider | None = None) -> FakeRunner:
+    real = PlanRunner(plan, inventory.host("chat"), inventory, reason="test", stream=False)
+    return FakeRunner(real, provider or FakeProvider(), connection)
 
 
 def mutating(connection: FakeConnection) -> list[str]:
@@ -71,9 +82,9 @@ def mutating(connection: FakeConnection) -> list[str]:
 
 def test_runner_runs_preflight_then_change_then_verify_with_facts(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path)
-    connection = ScriptedConnection({"df-percent": (0, "41%\n"), "cat .env": (0, "PORT=3000\n")})
+    connection = ScriptedConnection({"df -P": (0, "41%\n"), "cat .env": (0, "PORT=3000\n")})
     summary = runner(inventory, sample_plan(), connection).run()
-    assert connection.user_commands() == ["df-percent /", "cat .env", "pm2 stop zpro-backend",
+    assert connection.user_commands() == ["df -P /", "cat .env", "pm2 stop zpro-backend",
                                           "npx sequelize db:migrate", "curl localhost:3000"]
     assert summary.outcome == "ok"
     assert summary.downtime is not None and summary.downtime >= 0
@@ -82,8 +93,8 @@ def test_runner_runs_preflight_then_change_then_verify_with_facts(tmp_path: Path
 
 def test_runner_refuses_at_failed_preflight_without_snapshot(tmp_path: Path) -> None:
     inventory, provider = write_inventory(tmp_path), FakeProvider()
-    connection = ScriptedConnection({"df-percent": (0, "95%\n")})
-    with pytest.raises(Refused, match=r"preflight step 'disk' failed: .*95% full.*nothing was snapshotted"):
+    connection = ScriptedConnection({"df -P": (0, "95%\n")})
+    with pytest.raises(Refused, match=r"preflight step 'disk' failed: .*95% full.*no snapshot was taken.*nothing was changed"):
         runner(inventory, sample_plan(), connection, provider).run()
     assert provider.created == 0
     assert mutating(connection) == []
@@ -91,7 +102,7 @@ def test_runner_refuses_at_failed_preflight_without_snapshot(tmp_path: Path) -> 
 
 def test_runner_stops_at_failed_change_step_and_prints_rollback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inventory = write_inventory(tmp_path)
-    connection = ScriptedConnection({"df-percent": (0, "41%\n"), "cat .env": (0, "PORT=3000\n"), "pm2 stop": (1, "")})
+    connection = ScriptedConnection({"df -P": (0, "41%\n"), "cat .env": (0, "PORT=3000\n"), "pm2 stop": (1, "")})
     with pytest.raises(StepFailed, match="step 'stop' exited 1"):
         runner(inventory, sample_plan(), connection).run()
     assert "npx sequelize db:migrate" not in connection.commands
@@ -103,7 +114,7 @@ def test_runner_stops_at_failed_change_step_and_prints_rollback(tmp_path: Path, 
 
 def test_runner_failed_verification_is_a_failed_change(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path)
-    connection = ScriptedConnection({"df-percent": (0, "41%\n"), "cat .env": (0, "PORT=3000\n"), "curl": (7, "")})
+    connection = ScriptedConnection({"df -P": (0, "41%\n"), "cat .env": (0, "PORT=3000\n"), "curl": (7, "")})
     with pytest.raises(StepFailed, match="health"):
         runner(inventory, sample_plan(), connection).run()
     end = [r for r in Ledger(inventory.settings.state_dir).records() if r["event"] == events.RUN_ENDED][-1]
@@ -149,17 +160,18 @@ def test_runner_poll_step_fails_after_its_window(tmp_path: Path) -> None:
 
 def test_runner_dropped_connection_is_outcome_unknown(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path)
-    connection = ScriptedConnection({"df-percent": (0, "41%\n"), "cat .env": (0, "PORT=3000\n")}, drop_on="db:migrate")
+    connection = ScriptedConnection({"df -P": (0, "41%\n"), "cat .env": (0, "PORT=3000\n")}, drop_on="db:migrate")
     with pytest.raises(ConnectionDropped):
         runner(inventory, sample_plan(), connection).run()
     end = [r for r in Ledger(inventory.settings.state_dir).records() if r["event"] == events.RUN_ENDED][-1]
     assert (end["outcome"], end["failed_step"]) == (events.UNKNOWN, "migrate")
 
 
-def test_runner_first_mutating_command_comes_after_snapshot_verified(tmp_path: Path) -> None:
-    inventory = write_inventory(tmp_path)
-    connection = ScriptedConnection({"df-percent": (0, "41%\n"), "cat .env": (0, "PORT=3000\n")})
-    runner(inventory, sample_plan(), connection).run()
-    records = Ledger(inventory.settings.state_dir).records()
-    kinds = [(r["event"], r.get("step")) for r in records]
-    assert kinds.index((events.SNAPSHOT_VERIFIED, None)) < kinds.index((events.STEP, "stop"))
+def test_runner_first_mutating_command_reaches_host_after_provider_reported_snapshot_complete(tmp_path: Path) -> None:
+    """Judged by what the host received and when, against when the PROVIDER said complete — not by the ledger."""
+    inventory, provider = write_inventory(tmp_path), FakeProvider(states=["pending", "pending", "complete"])
+    connection = ScriptedConnection({"df -P": (0, "41%\n"), "cat .env": (0, "PORT=3000\n")})
+    runner(inventory, sample_plan(), connection, provider).run()
+    assert provider.completed_at is not None
+    assert connection.first_sent("pm2 stop zpro-backend") > provider.completed_at
+    assert connection.first_sent("df -P /") < provider.completed_at  # the preflight ran before the snapshot
