@@ -17,8 +17,9 @@ class SnapshotWaitReporter:
     pipe): one timestamped line per state change and one a minute, so logs stay short.
     """
 
-    def __init__(self, host: str, stream: TextIO | None = None, every: float = 60.0) -> None:
+    def __init__(self, host: str, stream: TextIO | None = None, every: float = 60.0, what: str = "the snapshot") -> None:
         self.host = host
+        self.what = what
         self.stream = stream or sys.stderr
         self.every = every
         self._last_state: str | None = None
@@ -28,7 +29,7 @@ class SnapshotWaitReporter:
 
     def __call__(self, state: str, elapsed: float) -> None:
         """Given the provider's state and seconds waited so far, show progress."""
-        text = f"{self.host}: waiting for the snapshot, {format_duration(elapsed)}, provider says {state!r}"
+        text = f"{self.host}: waiting for {self.what}, {format_duration(elapsed)}, provider says {state!r}"
         if self._live:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()

@@ -182,11 +182,24 @@ def upgrade(app: object, host: str, package: str | None, yes: bool, reason: str 
               help="For scripts: the host name, as the typed confirmation.")
 @click.option("--foreign-snapshot", is_flag=True,
               help="Vultr: allow a snapshot opsguard did not take of this host (e.g. made in the provider console).")
+@click.option("--no-ssh", is_flag=True, help="The host cannot be reached over SSH: do not take its remote lock.")
+@click.option("--no-wait", is_flag=True, help="Only request the restore; do not wait for the provider to confirm it.")
 @click.pass_obj
-def restore(app: object, host: str, snapshot_id: str, typed_host: str | None, foreign_snapshot: bool) -> None:
-    """Restore HOST from a provider snapshot (destructive: replaces the disk). Typed confirmation required."""
+def restore(app: object, host: str, snapshot_id: str, typed_host: str | None, foreign_snapshot: bool, no_ssh: bool,
+            no_wait: bool) -> None:
+    """Restore HOST from a provider snapshot (destructive: replaces the disk). Typed confirmation required.
+
+    Exit 0 once the provider confirms the restore complete (or, with --no-wait, accepted it), 1 if it
+    says the restore failed, 3 refused (nothing started), 4 not confirmed.
+    """
+    from opsguard.progress import SnapshotWaitReporter
     from opsguard.restore import restore_snapshot
 
     inventory = app.inventory()  # type: ignore[attr-defined]
     target = inventory.host(host)
-    restore_snapshot(inventory, target, snapshot_id, typed_host=typed_host, foreign_snapshot=foreign_snapshot)
+    reporter = SnapshotWaitReporter(target.name, what="the restore")
+    try:
+        restore_snapshot(inventory, target, snapshot_id, typed_host=typed_host, foreign_snapshot=foreign_snapshot,
+                         ssh=not no_ssh, wait=not no_wait, on_progress=reporter)
+    finally:
+        reporter.close()

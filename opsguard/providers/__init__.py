@@ -30,8 +30,10 @@ PROVIDER_ENVIRONMENT: dict[str, tuple[str, str, str]] = {
 
 # name -> what its snapshots and restores are like (see ProviderCapabilities); no client import needed.
 CAPABILITIES: dict[str, ProviderCapabilities] = {
-    "vultr": ProviderCapabilities(single_snapshot_slot=False, tagged_snapshots=True, backup_schedule=True),
-    "hostinger": ProviderCapabilities(single_snapshot_slot=True, tagged_snapshots=False, backup_schedule=False),
+    "vultr": ProviderCapabilities(single_snapshot_slot=False, tagged_snapshots=True, backup_schedule=True,
+                                  restore_status=False),
+    "hostinger": ProviderCapabilities(single_snapshot_slot=True, tagged_snapshots=False, backup_schedule=False,
+                                      restore_status=True),
 }
 
 

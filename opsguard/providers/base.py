@@ -21,11 +21,14 @@ class ProviderCapabilities:
     - ``tagged_snapshots``: a snapshot carries the description opsguard wrote (Vultr), so a restore
       can check it was taken of this host.
     - ``backup_schedule``: the API reports the automatic-backup schedule (Vultr); else only the backups.
+    - ``restore_status``: the API says when a restore finished (Hostinger: its Action). Without it, a
+      restore is complete only once the instance was seen busy and then ready again.
     """
 
     single_snapshot_slot: bool
     tagged_snapshots: bool
     backup_schedule: bool
+    restore_status: bool
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,21 @@ class RestoreRequest:
 
 
 @dataclass(frozen=True)
+class RestoreProgress:
+    """One look at a restore: ``busy`` while the provider shows it running, ``finished`` once confirmed done.
+
+    A provider whose API has no restore status (Vultr) can only say the instance is busy, then ready
+    again; the caller counts a restore complete only after it saw it busy (see restore.py).
+    """
+
+    state: str
+    busy: bool
+    finished: bool
+    failed: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class VerifiedSnapshot:
     """A snapshot the client has verified complete according to its provider's contract."""
 
@@ -174,6 +192,10 @@ class Provider(Protocol):
 
     def snapshot_details(self, instance: str | int, snapshot_id: str) -> SnapshotInfo | None:
         """Given an instance and a snapshot id, return that snapshot as the provider describes it, or None if unknown."""
+        ...
+
+    def poll_restore(self, request: RestoreRequest) -> RestoreProgress:
+        """Given what restore_snapshot started, return how the restore stands now (unknown states are not finished)."""
         ...
 
     def restore_snapshot(self, instance: str | int, snapshot_id: str) -> RestoreRequest:

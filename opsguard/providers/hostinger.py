@@ -24,6 +24,7 @@ from opsguard.providers.base import (
     BackupInfo,
     BackupSchedule,
     InstanceFacts,
+    RestoreProgress,
     RestoreRequest,
     SnapshotInfo,
     SnapshotProgress,
@@ -385,6 +386,29 @@ class HostingerClient:
         return None
 
     # -- restore -------------------------------------------------------------------------------
+
+    def poll_restore(self, request: RestoreRequest) -> RestoreProgress:
+        """Given a restore's Action, return its state: finished once the Action succeeded and the VM runs unlocked."""
+        vm_id = _vm_id(request.instance)
+        if not request.restore_id.isdigit():
+            return RestoreProgress(state="no action id", busy=False, finished=False, failed=False,
+                                   detail="the restore answer named no action to follow")
+        try:
+            answer = self._api.get(f"{VMS}/{vm_id}/actions/{request.restore_id}")
+        except ProviderNotFound:
+            return RestoreProgress(state="not found", busy=False, finished=False, failed=True,
+                                   detail=f"action {request.restore_id} not found (404)")
+        state = str(as_dict(answer.body).get("state") or "")
+        if state == "error":
+            return RestoreProgress(state=state, busy=False, finished=False, failed=True,
+                                   detail=f"action {request.restore_id} ended in error")
+        if state == "success":
+            facts = self.instance_facts(vm_id)
+            done = facts.running and not facts.locked
+            return RestoreProgress(state=state, busy=not done, finished=done, failed=False,
+                                   detail="" if done else f"action success; VM {facts.state}, still locked or not running")
+        return RestoreProgress(state=state, busy=True, finished=False, failed=False,
+                               detail="" if state in IN_FLIGHT else f"unknown action state {state!r}")
 
     def restore_snapshot(self, instance: str | int, snapshot_id: str) -> RestoreRequest:
         """Given a VM id and the id of its snapshot, POST one restore (destructive) and return the Action.

@@ -21,6 +21,7 @@ from opsguard.providers.base import (
     BackupInfo,
     BackupSchedule,
     InstanceFacts,
+    RestoreProgress,
     RestoreRequest,
     SnapshotInfo,
     SnapshotProgress,
@@ -324,6 +325,15 @@ class VultrClient:
         )
 
     # -- restore -------------------------------------------------------------------------------
+
+    def poll_restore(self, request: RestoreRequest) -> RestoreProgress:
+        """Given a restore, return how the instance looks: busy while locked or not running, ready again after.
+
+        Vultr's API has no restore status: "ready" is not "finished" unless the caller saw it busy first.
+        """
+        facts = self.instance_facts(request.instance)
+        busy = facts.locked or not facts.running
+        return RestoreProgress(state=facts.state, busy=busy, finished=not busy, failed=False)
 
     def restore_snapshot(self, instance: str | int, snapshot_id: str) -> RestoreRequest:
         """Given an instance and a snapshot id, POST one restore (destructive) and return what it started.
