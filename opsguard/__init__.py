@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "snapshot_guard"]
+__all__ = ["__version__", "read_only_session", "snapshot_guard"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "snapshot_guard":
-        from opsguard.guard import snapshot_guard
+    if name in ("snapshot_guard", "read_only_session"):
+        from opsguard import guard
 
-        return snapshot_guard
+        return getattr(guard, name)
     raise AttributeError(f"module 'opsguard' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from opsguard import __version__
-from opsguard.errors import EXIT_INTERNAL, OpsguardError
+from opsguard.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OpsguardError
 from opsguard.redact import install_log_redaction, redact
 
 # name -> (module in opsguard.commands, function, one-line help shown by --help)
@@ -113,9 +113,42 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _debug_requested(argv: list[str]) -> bool:
-    # Only opsguard's own options count: after "--" the words belong to a remote command (exec).
-    own = argv[: argv.index("--")] if "--" in argv else argv
-    return "--debug" in own
+    # --debug is an option of `opsguard` itself: only the words before the command name count (after it,
+    # a word may belong to a remote command: `opsguard exec chat echo --debug`).
+    for index, word in enumerate(argv):
+        if word in COMMANDS or word == "--":
+            return "--debug" in argv[:index]
+    return "--debug" in argv
+
+
+def _interrupt_on_termination() -> None:
+    """Make SIGTERM and SIGHUP stop opsguard the way Ctrl-C does (recorded unknown mid-step, locks kept honest).
+
+    Only the first one interrupts: later ones are ignored, so the outcome can still be recorded and the
+    locks handled (SIGKILL remains for a real emergency).
+    """
+    import signal
+
+    def interrupt(number: int, frame: object) -> None:
+        for ignored in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(ignored, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(number).name)
+
+    for handled in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(handled, interrupt)
+        except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+            return
+
+
+def _exit_interrupted(error: BaseException) -> None:
+    """Given the KeyboardInterrupt that stopped the command, print one line (and the way back) and exit."""
+    if isinstance(error, Interrupted):
+        for line in error.lines():
+            _print_error(line)
+        sys.exit(error.exit_code)
+    _print_error(f"opsguard: interrupted{f' ({error})' if str(error) else ''}")
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _print_error(text: str) -> None:
@@ -135,14 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
+    _interrupt_on_termination()
     try:
         # standalone_mode=False: click returns ctx.exit()'s code instead of exiting itself.
         result = cli.main(args=args, prog_name="opsguard", standalone_mode=False)
     except click.exceptions.Abort as error:
         # SAFETY: click turns Ctrl-C anywhere in a command into Abort; that is not "nothing was changed".
         if isinstance(error.__cause__, KeyboardInterrupt):
-            _print_error("opsguard: interrupted")
-            sys.exit(130)
+            _exit_interrupted(error.__cause__)
         _print_error("opsguard: aborted; nothing was changed")
         sys.exit(3)
     except click.ClickException as error:  # usage errors: click's own message and exit 2
@@ -158,9 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         for line in error.lines():
             _print_error(line)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        _print_error("opsguard: interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as error:
+        _exit_interrupted(error)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as error:  # a bug: say so in one line, traceback only with --debug

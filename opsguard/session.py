@@ -110,13 +110,15 @@ class _Session:
         """Whether the session has ended."""
         return _CORES[self].closed
 
-    def _connection(self) -> HostConnection:
-        core = _CORES[self]
-        if core.closed:
-            raise Refused(f"host {core.host.name}: the session has ended")
-        if core.connection is None:
-            raise Refused(f"host {core.host.name}: this session has no SSH connection (snapshot only)")
-        return core.connection
+
+
+def _usable_connection(core: SessionCore) -> HostConnection:
+    """Given a session core, return its connection; raise Refused if the session ended or has none."""
+    if core.closed:
+        raise Refused(f"host {core.host.name}: the session has ended")
+    if core.connection is None:
+        raise Refused(f"host {core.host.name}: this session has no SSH connection (snapshot only)")
+    return core.connection
 
 
 class ReadOnlySession(_Session):
@@ -154,7 +156,7 @@ class ReadOnlySession(_Session):
         problem = read_only_problem(command)
         if problem:
             raise ReadOnlyViolation(f"{where} is not known to be read-only ({problem}) and this session has no verified snapshot")
-        return self._connection().run(command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output)
+        return _usable_connection(core).run(command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output)
 
 
 class ChangeSession(_Session):
@@ -209,7 +211,7 @@ class ChangeSession(_Session):
         """
         core = _CORES[self]
         step = name or command
-        connection = self._connection()
+        connection = _usable_connection(core)
         problem = None if mutates else read_only_problem(command)
         if not mutates and problem is None:
             return self._read(core, step, command, lambda: connection.run(
@@ -223,7 +225,7 @@ class ChangeSession(_Session):
         """Given a local file and a remote path, copy it over SFTP as a mutating step."""
         core = _CORES[self]
         step = name or f"upload {local_path.name}"
-        connection = self._connection()
+        connection = _usable_connection(core)
 
         def transfer() -> None:
             connection.upload(local_path, remote_path, mode=mode)
@@ -235,7 +237,7 @@ class ChangeSession(_Session):
 
         Raise OutcomeUnknown while the host is down, Refused if the new connection reached another machine.
         """
-        self._connection().reconnect()
+        _usable_connection(_CORES[self]).reconnect()
 
     def mark_failed(self, step_name: str, reason: str = "", *, recorded: bool = False) -> None:
         """Given a step that failed (by its check, not only its exit code), record it as the failed step.

@@ -47,10 +47,17 @@ def opsguard_dirs(hosts: SandboxHosts, name: str) -> tuple[str, str]:
     return str(root / "run" / "lock" / "opsguard"), str(root / "var" / "lib" / "opsguard")
 
 
+def host_change_records(hosts: SandboxHosts, name: str) -> list[SessionRecord]:
+    """Given the sandbox hosts and a host name, return every session it received that may have changed it
+    (opsguard's lock and change record aside), oldest first, with when it arrived."""
+    writable = opsguard_dirs(hosts, name)
+    return [session for session in hosts.sessions(name) if session_problem(session, writable=writable) is not None]
+
+
 def host_changes(hosts: SandboxHosts, name: str) -> list[str]:
     """Given the sandbox hosts and a host name, return every command line it received that may have changed it
     (opsguard's lock and change record aside), oldest first."""
-    return changing_sessions(hosts.sessions(name), writable=opsguard_dirs(hosts, name))
+    return [session.command for session in host_change_records(hosts, name)]
 
 
 def is_mutating_call(argv: list[str], *, pm2_daemon_running: bool = False) -> bool:

@@ -22,7 +22,8 @@ from typing import Any
 
 from opsguard.sandbox.environment import SANDBOX_HOSTS
 from opsguard.sandbox.hosts import SandboxHosts
-from opsguard.sandbox.journal import host_changes, is_mutating_call
+from opsguard.sandbox.hosts import SessionRecord
+from opsguard.sandbox.journal import host_change_records, host_changes, is_mutating_call
 from opsguard.sandbox.simulator import Simulator
 from tests.fixtures.cli_fixtures import CliResult, run_cli
 from tests.fixtures.simulator_fixtures import simulator_env
@@ -85,6 +86,10 @@ class PlaybookWorld:
         """Given a host, return the stub journal records of the calls that may have changed the host."""
         return [record for record in self.journal(host)
                 if is_mutating_call(record["argv"], pm2_daemon_running=bool(record.get("pm2_daemon")))]
+
+    def change_records(self, host: str) -> list[SessionRecord]:
+        """Given a host name, return the sessions that may have changed it, with the time each arrived."""
+        return host_change_records(self.hosts, host)
 
     def changes(self, host: str) -> list[str]:
         """Given a host name, return every command line it received that may have changed it (the oracle: anything

@@ -43,12 +43,14 @@ PM2_CHANGES = ("stop", "restart", "reload", "start", "delete")
 def assert_changes_after_snapshot(world: PlaybookWorld, host: str) -> list[list[str]]:
     """Given a host whose change ran, check every mutating call came after its snapshot completed; return all argv."""
     event = world.completed_snapshot(host)
-    changes = world.mutating(host)
-    assert changes, f"{host}: no mutating call reached the host"
-    assert changes[0]["time"] > event["completed_at"], f"{host}: {changes[0]['argv']} ran before the snapshot completed"
-    # Steps that are not stubbed (mkdir, the SFTP upload, mv) show in the ledger: the first one started after it too.
-    first_step = next(record for record in world.ledger(host, "step") if record["phase"] == "started")
-    assert first_step["epoch"] > event["completed_at"], f"{host}: step {first_step['step']!r} started before the snapshot completed"
+    # Judged by every command line the host received (stubbed or not: mkdir, mv, the SFTP upload, nginx -t...)
+    # against the moment the PROVIDER reported the snapshot complete.
+    changes = world.change_records(host)
+    assert changes, f"{host}: no changing command reached the host"
+    early = [record.command for record in changes if record.time <= event["completed_at"]]
+    assert early == [], f"{host}: changed before the snapshot completed: {early}"
+    stubbed = world.mutating(host)
+    assert stubbed and stubbed[0]["time"] > event["completed_at"], f"{host}: {stubbed[:1]} ran before the snapshot completed"
     end = world.run_end(host)
     assert (end["outcome"], end["failed_step"], end["snapshot_id"]) == ("ok", None, str(event["snapshot_id"]))
     return [record["argv"] for record in world.journal(host)]
@@ -302,3 +304,43 @@ def host_run(world: PlaybookWorld, host: str, command: str, sudo_user: str | Non
     assert result.exit_status == 0, result.stderr
     return result.stdout
 
+
+
+# -- hole 8: preflight is truly read-only ------------------------------------------------------------------
+
+
+def test_upgrade_refuses_when_pm2_is_not_running_and_starts_no_daemon(world: PlaybookWorld) -> None:
+    pid_file = world.app_dir("chat").parent / ".pm2" / "pm2.pid"
+    pid_file.unlink()  # the deploy user's pm2 daemon is not running
+
+    result = world.cli("upgrade", "chat", "--yes", "--package", str(world.release()))
+
+    assert result.exit_code == 3, result.output
+    assert "pm2 is not running" in result.stderr and "no snapshot was taken" in result.stderr
+    assert not pid_file.exists(), "asking pm2 anything would have started a daemon (writing ~/.pm2)"
+    assert [record for record in world.journal("chat") if record["argv"][0] == "pm2"] == []
+    assert world.changes("chat") == []
+    assert world.snapshot_posts() == []
+
+
+# Each rule fails the plan's LAST preflight step, so every probe before it has run.
+LAST_PROBE_FAILS = {
+    "chat": {"prefix": ["docker", "exec"], "regex": "SequelizeMeta", "exit": 1, "stderr": 'relation "SequelizeMeta" does not exist\n'},
+    "chat2": {"prefix": ["docker", "ps"], "exit": 1, "stderr": "Cannot connect to the Docker daemon\n"},
+    "ia": {"prefix": ["docker", "compose", "exec"], "regex": "pg_isready", "exit": 2},
+}
+
+
+@pytest.mark.parametrize(("host", "playbook"), [("chat", "upgrade"), ("chat2", "update"), ("ia", "upgrade")])
+def test_preflight_refusal_leaves_every_command_line_read_only(world: PlaybookWorld, host: str, playbook: str) -> None:
+    world.hosts.set_responses(host, {"rules": [LAST_PROBE_FAILS[host]]})
+    package = ("--package", str(world.release())) if host == "chat" else ()
+
+    result = world.cli(playbook, host, "--yes", *package)
+
+    assert result.exit_code == 3, result.output
+    sessions = world.hosts.sessions(host)
+    assert len(sessions) >= 5, [s.command for s in sessions]
+    assert world.changes(host) == [], "a preflight probe may have changed the host"
+    assert not any("nginx -t" in s.command or "db:migrate" in s.command for s in sessions)
+    assert world.snapshot_posts() == []

@@ -357,6 +357,14 @@ def consume(root: str, index: int, times: int) -> bool:
 
 def apply_rule(call: Call, rule: dict[str, Any], session_pids: list[int]) -> int:
     files = rule.get("write_file")
+    if rule.get("drop") == "all":
+        # Like a reboot: /run is a tmpfs, so the host comes back without opsguard's remote lock (the
+        # files a rule writes land on the fresh /run, as if written after the host came back).
+        import shutil
+
+        run_lock = os.path.join(call.root, "run", "lock")
+        for entry in os.listdir(run_lock) if os.path.isdir(run_lock) else []:
+            shutil.rmtree(os.path.join(run_lock, entry), ignore_errors=True)
     for spec in files if isinstance(files, list) else [files] if files else []:
         if not call.inside_root(spec["path"]):
             err(f"sandbox stub: refusing to write {spec['path']} outside the sandbox root {call.root}\n")
