@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opsguard.sandbox.environment import SANDBOX_HOSTS
-from opsguard.sandbox.hosts import SandboxHosts
-from opsguard.sandbox.hosts import SessionRecord
+from opsguard.sandbox.hosts import SandboxHosts, SessionRecord
 from opsguard.sandbox.journal import host_change_records, host_changes, is_mutating_call
 from opsguard.sandbox.simulator import Simulator
 from tests.fixtures.cli_fixtures import CliResult, run_cli
