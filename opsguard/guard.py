@@ -251,9 +251,12 @@ def snapshot_guard(
                     connection = HostConnection(target, settings, host_connector())
                     stack.callback(connection.close)
                 connection.require_peer(matching)
+                # Who, beyond the OS account: the key that logged in (an agent key names its person).
                 key = connection.authenticated_key()
+                if key:
+                    owner = {**owner, "ssh_key": key}
                 remote_lock = RemoteLock(connection, target.name, target.remote_lock)
-                remote_lock.acquire({**owner, **({"ssh_key": key} if key else {})})
+                remote_lock.acquire(owner)
                 stack.push(_Releaser(remote_lock, lambda: core))
                 stack.enter_context(Heartbeat(remote_lock))
                 # A reboot empties /run/lock: take the lock again as soon as the host answers.
@@ -275,7 +278,7 @@ def snapshot_guard(
                     raise record_problem_refusal(target, target.remote_state, error.reason) from None
                 stack.push(_RecordWriter(connection, target, record, lambda: core))
             core = SessionCore(host=target, settings=settings, ledger=ledger, run_id=run_id, connection=connection,
-                               receipt=receipt, remote_lock=remote_lock)
+                               receipt=receipt, remote_lock=remote_lock, ssh_key=owner.get("ssh_key"))
             try:
                 yield ChangeSession(_session_key(), core)
             finally:
@@ -412,6 +415,7 @@ def _end_run(ledger: Ledger, host: Host, run_id: str, core: SessionCore | None, 
     try:
         ledger.append(events.RUN_ENDED, run_id=run_id, host=host.name, outcome=outcome, failed_step=step,
                       error=error_text, still_running=core.still_running if core is not None else None,
+                      ssh_key=core.ssh_key if core is not None else None,
                       snapshot_id=core.receipt.snapshot_id if core is not None and core.receipt else None)
     except LedgerWriteError as error:
         if failure is not None:

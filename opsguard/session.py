@@ -66,6 +66,7 @@ class SessionCore:
     unknown_step: str | None = None
     still_running: int | None = None  # process group of a step that may still run on the host
     closed: bool = False
+    ssh_key: str | None = None  # fingerprint of the key that logged in, for the ledger
 
     @property
     def started(self) -> bool:
