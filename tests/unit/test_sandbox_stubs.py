@@ -12,6 +12,7 @@ import importlib.util
 import inspect
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ def stub_modules_loaded(host: StubHost, command: list[str]) -> tuple[int, list[s
         "run()\n"
     )
     completed = subprocess.run(
-        [str(host.launcher.read_text().split()[0][2:]), "-IS", "-c", script],
+        [sys.executable, "-IS", "-c", script],  # the launcher's interpreter and flags
         cwd=host.root,
         env={"PATH": f"{host.root}/stubs-bin:/usr/bin:/bin", "HOME": f"{host.root}/root", "USER": "root"},
         stdin=subprocess.DEVNULL,
