@@ -17,11 +17,13 @@ absolute path such as /usr/bin/apt-get would bypass the stubs).
 
 from __future__ import annotations
 
+import compileall
 import ctypes
 import getpass
 import json
 import marshal
 import os
+import py_compile
 import re
 import shutil
 import signal
@@ -37,7 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from opsguard.sandbox.stubs.stub import MIGRATIONS  # the migrations every sandbox Zpro backend has applied
+from opsguard.sandbox.stubs.migrations import MIGRATIONS  # the migrations every sandbox Zpro backend has applied
 
 if TYPE_CHECKING:
     from opsguard.inventory import Inventory
@@ -47,7 +49,8 @@ DEFAULT_HOSTS: tuple[tuple[str, str], ...] = (("chat", "127.0.0.2"), ("chat2", "
 DEFAULT_ROLES = {"ia": "integrations"}  # any other host is a Zpro host
 DEFAULT_PROVIDERS = {"chat": "vultr"}  # any other host is at Hostinger (as in the real inventory)
 DEPLOY_USER = "deployzdg"
-STUB_SOURCE = Path(__file__).resolve().parent / "stubs" / "stub.py"
+STUBS_DIR = Path(__file__).resolve().parent / "stubs"  # the stub package: dispatch, rules, one fake per tool
+STUB_PACKAGE = "opsguard_sandbox_stubs"  # its name in <base>/stublib, where the launcher imports it
 
 # The ONE list of commands that never reach the real program on a sandbox host.
 STUB_NAMES: tuple[str, ...] = (
@@ -289,7 +292,7 @@ class SandboxHosts:
     def set_responses(self, name: str, responses: Mapping[str, Any]) -> None:
         """Given a host name and {"rules": [...], "profile"?: ...}, make that host's stubs answer by those rules.
 
-        Rules are matched in order (see opsguard/sandbox/stubs/stub.py for the keys). Raise
+        Rules are matched in order (see opsguard/sandbox/stubs/rules.py for the keys). Raise
         ValueError for an unknown key or a bad rule, so a typo in a test cannot silently match nothing.
         """
         host = self.host(name)
@@ -405,30 +408,10 @@ class SandboxHosts:
             yield self.host(name)
 
     def _install_stub(self) -> Path:
-        # A tiny launcher imports the stub as a module so its bytecode is cached (compiling the
-        # whole script on every call would cost ~7 ms). It runs with this interpreter:
-        # -I ignores the caller's environment, -S skips site-packages for a faster start.
-        library = self.base_dir / "stublib"
-        if library.exists():
-            shutil.rmtree(library)
-        library.mkdir()
-        shutil.copyfile(STUB_SOURCE, library / "opsguard_sandbox_stub.py")
-        launcher = self.base_dir / "stub.py"
-        _write_atomically(
-            launcher,
-            f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {str(library)!r})\n"
-            "from opsguard_sandbox_stub import run\nrun()\n",
-        )
-        launcher.chmod(0o755)
-        return launcher
+        return install_stub(self.base_dir)
 
     def _install_links(self, host: SandboxHost, stub: Path) -> None:
-        directory = host.root / "stubs-bin"
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir()
-        for name in STUB_NAMES:
-            (directory / name).symlink_to(stub)
+        install_links(host.root / "stubs-bin", stub)
 
     def _reset_host(self, host: SandboxHost) -> None:
         host.journal_path.write_text("")
@@ -513,6 +496,49 @@ class SandboxHosts:
                     f"sshd for {host.name} ({host.address}:{host.port}) did not accept connections within {_START_TIMEOUT:g}s"
                 )
             time.sleep(0.02)
+
+
+# -- the stubs -------------------------------------------------------------------------------------
+
+
+def install_stub(base_dir: Path) -> Path:
+    """Given the sandbox base directory, install the stub package and its launcher there; return the launcher.
+
+    The launcher imports the package from a private copy (<base>/stublib), compiled here, so every
+    call loads cached bytecode (compiling on every call would cost milliseconds) and imports only
+    the core and the fake of the command called. It runs with this interpreter: -I ignores the
+    caller's environment, -S skips site-packages for a faster start. Raise SandboxError if a
+    module of the stub package does not compile.
+    """
+    library = base_dir / "stublib"
+    if library.exists():
+        shutil.rmtree(library)
+    package = library / STUB_PACKAGE
+    package.mkdir(parents=True)
+    for source in sorted(STUBS_DIR.glob("*.py")):
+        shutil.copyfile(source, package / source.name)
+    # Plain timestamp-checked .pyc files, whatever SOURCE_DATE_EPOCH or -O this process runs with:
+    # the launcher (no -O) must find them, and checking them must not read the sources.
+    timestamp = py_compile.PycInvalidationMode.TIMESTAMP
+    if not compileall.compile_dir(package, quiet=2, optimize=0, invalidation_mode=timestamp):
+        raise SandboxError(f"the sandbox stubs in {STUBS_DIR} do not compile (python -m compileall {STUBS_DIR})")
+    launcher = base_dir / "stub.py"
+    _write_atomically(
+        launcher,
+        f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {str(library)!r})\n"
+        f"from {STUB_PACKAGE}.dispatch import run\nrun()\n",
+    )
+    launcher.chmod(0o755)
+    return launcher
+
+
+def install_links(directory: Path, stub: Path) -> None:
+    """Given a host's stubs-bin directory and the launcher, (re)create it with one link per name in STUB_NAMES."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir()
+    for name in STUB_NAMES:
+        (directory / name).symlink_to(stub)
 
 
 # -- layout ----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from opsguard.guard import ChangeSession, read_only_session
 from opsguard.inventory import load_inventory
 from opsguard.plan import Step, render
 from opsguard.playbooks import build_plan
-from opsguard.sandbox.stubs.stub import repo_digest
+from opsguard.sandbox.stubs.containers import repo_digest
 from tests.integration.playbook_support import (
     APT_ENV,
     APT_OPTIONS,

@@ -1,0 +1,167 @@
+"""The host's docker containers and images, and the commands run inside them (for docker and compose).
+
+A Zpro host runs ZPRO_CONTAINERS (postgres and redis, outside any compose project); an
+integrations host runs one container per service of <root>/opt/stack/docker-compose.yml, named
+and labelled as compose v2 does. Every id and digest is derived from the names, so
+``docker ps -q``, ``docker inspect`` and ``docker compose ps -q`` agree with each other, and an
+image's id (sha256 of its config) differs from its registry digest (repository@sha256:...), as on
+a real host. Every container runs; postgres and redis images have a healthcheck and are healthy.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .core import Call
+
+# Startup time matters (every stubbed command pays it): no typing, json or re at import time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+ZPRO_CONTAINERS = (("postgresql", "postgres:14.11"), ("redis-zpro", "redis:7.2.4"))
+COMPOSE_DIR = ("opt", "stack")  # the integrations host's compose project, inside the root
+
+
+def compose_services(call: Call) -> list[tuple[str, str]]:
+    """Return (service, image) pairs read from <root>/opt/stack/docker-compose.yml (the sandbox layout)."""
+    services: list[tuple[str, str]] = []
+    try:
+        with open(os.path.join(call.root, *COMPOSE_DIR, "docker-compose.yml"), encoding="utf-8") as compose_file:
+            lines = compose_file.read().splitlines()
+    except OSError:
+        return services
+    in_services, current = False, None
+    for line in lines:
+        if line and not line[0].isspace():
+            in_services = line.rstrip() == "services:"
+            continue
+        stripped = line.strip()
+        if in_services and line.startswith("  ") and not line.startswith("   ") and stripped.endswith(":"):
+            current = stripped[:-1]
+            services.append((current, ""))
+        elif in_services and current and stripped.startswith("image:"):
+            services[-1] = (current, stripped.split(":", 1)[1].strip().strip("\"'"))
+    return services
+
+
+def digest(text: str) -> str:
+    """Given text, return its sha256 digest as docker writes one (sha256:<hex>)."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def repository_of(reference: str) -> str:
+    """Given an image reference, return it without tag or digest (a colon before the last '/' is a registry port)."""
+    name = reference.split("@", 1)[0]
+    colon = name.rfind(":")
+    return name[:colon] if colon > name.rfind("/") else name
+
+
+def image_id(reference: str) -> str:
+    """Given an image reference, return the local image id it resolves to (sha256 of its config)."""
+    return digest("image config " + reference)
+
+
+def repo_digest(reference: str) -> str:
+    """Given an image reference, return its registry digest reference (repository@sha256:...), unlike its id."""
+    return f"{repository_of(reference)}@{digest('manifest ' + reference)}"
+
+
+def has_healthcheck(reference: str) -> bool:
+    """Given an image reference, return whether its image has a healthcheck (postgres and redis here)."""
+    return repository_of(reference).rsplit("/", 1)[-1] in ("postgres", "redis")
+
+
+def containers(call: Call) -> list[tuple[str, str]]:
+    """Return (container name, image reference) of every container on the host."""
+    if call.profile == "zpro":
+        return list(ZPRO_CONTAINERS)
+    return [(f"{COMPOSE_DIR[-1]}-{service}-1", image) for service, image in compose_services(call)]
+
+
+def container_records(call: Call) -> list[dict[str, Any]]:
+    """Return what `docker inspect` shows of each container (the fields scripts read)."""
+    project = COMPOSE_DIR[-1]
+    working_dir = os.path.join(call.root, *COMPOSE_DIR)
+    services = (
+        {} if call.profile == "zpro" else {f"{project}-{service}-1": service for service, _ in compose_services(call)}
+    )
+    records = []
+    for index, (name, reference) in enumerate(containers(call)):
+        labels: dict[str, str] = {}
+        if name in services:
+            labels = {
+                "com.docker.compose.config-hash": digest("config " + name)[7:], "com.docker.compose.container-number": "1",
+                "com.docker.compose.oneoff": "False", "com.docker.compose.project": project,
+                "com.docker.compose.project.config_files": os.path.join(working_dir, "docker-compose.yml"),
+                "com.docker.compose.project.working_dir": working_dir, "com.docker.compose.service": services[name],
+            }  # fmt: skip
+        state: dict[str, Any] = {
+            "Status": "running", "Running": True, "Paused": False, "Restarting": False, "OOMKilled": False,
+            "Dead": False, "Pid": 3100 + index, "ExitCode": 0, "Error": "",
+            "StartedAt": "2024-11-25T03:00:00.000000000Z", "FinishedAt": "0001-01-01T00:00:00Z",
+        }  # fmt: skip
+        if has_healthcheck(reference):
+            state["Health"] = {"Status": "healthy", "FailingStreak": 0}
+        container_id = digest("container " + name)[7:]
+        records.append({
+            "Id": container_id, "Created": "2024-11-25T02:59:58.000000000Z", "Path": "docker-entrypoint.sh",
+            "Name": "/" + name, "RestartCount": 0, "Image": image_id(reference), "State": state,
+            "Config": {"Hostname": container_id[:12], "Image": reference, "Labels": labels},
+            "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}},
+        })  # fmt: skip
+    return records
+
+
+def image_records(call: Call) -> list[dict[str, Any]]:
+    """Return what `docker image inspect` shows of each image the containers run."""
+    references = sorted({reference for _, reference in containers(call)})
+    return [
+        {"Id": image_id(reference), "RepoTags": [reference], "RepoDigests": [repo_digest(reference)],
+         "Created": "2024-10-30T12:00:00.000000000Z", "Size": 250_000_000, "Architecture": "amd64", "Os": "linux"}
+        for reference in references
+    ]  # fmt: skip
+
+
+def find_object(call: Call, target: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    """Given a name, id (or a prefix of 4+ characters) or image reference, return the container or image it names."""
+    if "container" in kinds:
+        for record in container_records(call):
+            if target in (record["Name"], record["Name"][1:]) or (len(target) >= 4 and record["Id"].startswith(target)):
+                return record
+    if "image" in kinds:
+        bare = target[7:] if target.startswith("sha256:") else target
+        for record in image_records(call):
+            if target in record["RepoTags"] or target in record["RepoDigests"]:
+                return record
+            if len(bare) >= 4 and record["Id"][7:].startswith(bare):
+                return record
+    return None
+
+
+def inner_command(call: Call, command: list[str], stdin_bytes: int = 0) -> int:
+    """Answer a command run inside a container (docker exec / docker compose exec) that got stdin_bytes on stdin."""
+    if command[:1] in (["sh"], ["bash"]) and "-c" in command:
+        import shlex
+
+        command = shlex.split(command[command.index("-c") + 1]) if command.index("-c") + 1 < len(command) else []
+    if not command:
+        return 0
+    name, options = command[0], command[1:]
+    if name == "redis-cli":
+        from .fake_redis import redis_answer
+
+        return redis_answer(options)
+    from . import fake_postgres as postgres
+
+    if name == "pg_isready":
+        return postgres.pg_isready_answer()
+    if name == "pg_dump":
+        return postgres.dump_to_stdout()  # inside a container the dump goes to stdout: callers pipe it out
+    if name == "pg_restore":
+        return postgres.pg_restore_answer(options, stdin_bytes)
+    if name == "psql":
+        return postgres.psql_answer(call, options)
+    return 0
