@@ -26,7 +26,7 @@ test: venv sshd
 	$(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/ruff check opsguard playbooks tests bench
+	$(BIN)/ruff check opsguard tests bench
 	$(BIN)/mypy
 
 demo: venv sshd

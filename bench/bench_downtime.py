@@ -6,7 +6,7 @@ commands sleep for real durations divided by --scale:
     backend npm install ~2 min, frontend npm install ~2 min, frontend build ~5 min,
     db:migrate ~20 s, pm2 restart ~10 s        (zpro-ops.md; scale 30 by default)
 
-Both runs execute the SAME steps of playbooks/platform_upgrade.py through opsguard's own runner
+Both runs execute the SAME steps of opsguard/playbooks/platform_upgrade.py through opsguard's own runner
 (preflight, verified snapshot, change, verify). Only the order differs:
 
 - opsguard: stage + install + build while the old version serves; stop; migrate; swap; restart;

@@ -458,7 +458,7 @@ def trace_rc_files(hosts: Any, setup: Setup) -> str:
         f"(other programs: {', '.join(others) or 'none'}); start-up files opened: {', '.join(opened) or 'none'} "
         "(Debian's /etc/bash.bashrc stops at its first statement, `[ -z \"$PS1\" ] && return`, for a non-interactive "
         f"shell); looked for but absent: {', '.join(missing) or 'none'}. The real /root/.bashrc (pyenv init, the "
-        "~100 ms per step DESIGN.md warns about) is never read."
+        "~100 ms cost per step if it were read) is never read."
     )
 
 

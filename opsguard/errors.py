@@ -1,4 +1,4 @@
-"""One exception hierarchy for opsguard; each class carries the exit code DESIGN.md assigns.
+"""One exception hierarchy for opsguard; each class carries the exit code docs/design.md assigns.
 
 Only ``opsguard/cli.py`` turns these into process exit codes. Everything else raises.
 """
@@ -14,7 +14,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 EXIT_CONFIG = 78
 
-# Several hosts in one command: the worst wins, in this order (DESIGN.md "Exit codes").
+# Several hosts in one command: the worst wins, in this order (docs/design.md "Exit codes").
 _SEVERITY = {EXIT_OK: 0, EXIT_REFUSED: 1, EXIT_UNKNOWN: 2, EXIT_FAILED: 3, EXIT_CONFIG: 4, EXIT_INTERNAL: 5}
 
 

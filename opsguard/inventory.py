@@ -17,8 +17,8 @@ from typing import Any
 
 from opsguard.durations import parse_duration
 from opsguard.errors import ConfigError, InventoryError
+from opsguard.providers import instance_id_problem, provider_names
 
-PROVIDERS = ("vultr", "hostinger")
 ROLES = ("zpro", "integrations")
 SCHEDULES = ("daily", "weekly")
 DEFAULT_PATH = "inventory.toml"
@@ -41,8 +41,6 @@ _TOP_KEYS = {"settings", "hosts"}
 # Patterns are used with fullmatch(): "$" would also accept a trailing newline (a TOML "\n" escape).
 _HOST_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _ADDRESS = re.compile(r"[A-Za-z0-9.:_-]+")
-# Canonical 8-4-4-4-12 form only: uuid.UUID() also accepts braces, "urn:uuid:" and misplaced hyphens.
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -264,22 +262,18 @@ def _host(name: str, table: dict[str, Any], settings: Settings | None, source: s
     if not isinstance(user, str) or not user.strip():
         problems.append(f"{where}.user: must be a non-empty string")
 
+    providers = provider_names()
     provider: Any = table.get("provider")
     if provider is None:
-        problems.append(f"{where}.provider: is required (one of: {', '.join(PROVIDERS)})")
-    elif provider not in PROVIDERS:
-        problems.append(f"{where}.provider: {provider!r} is not one of: {', '.join(PROVIDERS)}")
+        problems.append(f"{where}.provider: is required (one of: {', '.join(providers)})")
+    elif provider not in providers:
+        problems.append(f"{where}.provider: {provider!r} is not one of: {', '.join(providers)}")
 
     instance = table.get("instance")
-    if instance is not None and provider == "vultr":
-        if not isinstance(instance, str) or not _is_uuid(instance):
-            problems.append(f"{where}.instance: {instance!r} is not a Vultr instance id (a UUID string)")
-    elif (
-        instance is not None
-        and provider == "hostinger"
-        and (isinstance(instance, bool) or not isinstance(instance, int) or instance <= 0)
-    ):
-        problems.append(f"{where}.instance: {instance!r} is not a Hostinger VM id (a positive integer, unquoted)")
+    if instance is not None and provider in providers:
+        problem = instance_id_problem(provider, instance)
+        if problem:
+            problems.append(f"{where}.instance: {instance!r} {problem}")
 
     roles = table.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
@@ -346,10 +340,6 @@ def _backups(raw: Any, where: str, problems: list[str]) -> BackupPolicy | None:
     if max_age is None or schedule not in SCHEDULES:
         return None
     return BackupPolicy(schedule=schedule, max_age=max_age, max_age_text=raw["max_age"])
-
-
-def _is_uuid(text: str) -> bool:
-    return _UUID.fullmatch(text) is not None
 
 
 def _is_plain(value: Any) -> bool:

@@ -56,7 +56,6 @@ class RunSummary:
     run_id: str | None = None
     downtime: float | None = None
     outcome: str = RESULT_SKIPPED
-    facts: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the summary as JSON-ready data."""

@@ -5,11 +5,11 @@ This is the ONLY module that imports paramiko (or fabric/invoke). Nothing the CL
 opens a connection.
 
 Why raw paramiko channels and not Fabric/Invoke runners: one step must cost a few milliseconds on
-a fast link (DESIGN.md "Transport speed"). We open the TCP socket ourselves with TCP_NODELAY
+a fast link (BENCHMARKS.md "Step overhead"). We open the TCP socket ourselves with TCP_NODELAY
 (paramiko leaves Nagle on, which costs ~40 ms per command waiting for delayed ACKs) and run each
 step on a fresh session channel of the one connection.
 
-Outcome rules (DESIGN.md guard rule 6), which callers rely on:
+Outcome rules (docs/design.md, guard rule 6), which callers rely on:
 - a non-zero exit status is returned, never raised: the caller decides what it means;
 - a channel or connection that dies before an exit status arrives raises ConnectionDropped
   ("outcome unknown"), never a failure and never success;

@@ -19,6 +19,7 @@ import click
 from opsguard.errors import EXIT_OK, ConfigError, ProviderError, worst_exit_code
 from opsguard.inventory import Host, Inventory
 from opsguard.output import print_json, table
+from opsguard.providers import instance_id_text
 from opsguard.providers.base import InstanceFacts
 
 
@@ -67,7 +68,7 @@ class HostMatch:
         if self.status not in ("matched", "differs from inventory"):
             return None
         facts = next(facts for facts in self.matches if facts.provider == self.host.provider)
-        value = f'"{facts.instance}"' if self.host.provider == "vultr" else str(facts.instance)
+        value = instance_id_text(self.host.provider, facts.instance)
         return f"[hosts.{self.host.name}] instance = {value}"
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from opsguard.inventory import Host
 from opsguard.output import print_json, table
+
+if TYPE_CHECKING:
+    from opsguard.cli import AppContext
 
 
 def host_record(host: Host) -> dict[str, object]:
@@ -27,9 +32,9 @@ def host_record(host: Host) -> dict[str, object]:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_obj
-def hosts(app: object, as_json: bool) -> None:
+def hosts(app: AppContext, as_json: bool) -> None:
     """List the inventory hosts: address, provider, instance id, roles and backup policy."""
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     if as_json:
         print_json({"inventory": str(inventory.path), "hosts": [host_record(host) for host in inventory.hosts.values()]})
         return
@@ -51,9 +56,9 @@ def hosts(app: object, as_json: bool) -> None:
 
 @click.command()
 @click.pass_obj
-def validate(app: object) -> None:
+def validate(app: AppContext) -> None:
     """Check the inventory: exit 0 with a one-line summary, or 78 with one line per problem."""
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     unset = [name for name, host in inventory.hosts.items() if host.instance is None]
     summary = f"{inventory.path}: ok, {len(inventory.hosts)} hosts ({', '.join(inventory.hosts)})"
     if unset:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from opsguard.output import print_json
 from opsguard.textsafe import printable
+
+if TYPE_CHECKING:
+    from opsguard.cli import AppContext
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -51,11 +54,11 @@ def describe(record: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @click.option("--last", "last", type=int, default=50, show_default=True, help="How many records (0 = all).")
 @click.pass_obj
-def ledger(app: object, host: str | None, as_json: bool, last: int) -> None:
+def ledger(app: AppContext, host: str | None, as_json: bool, last: int) -> None:
     """Show the audit ledger (every snapshot and change), optionally for one HOST."""
     from opsguard.ledger import Ledger
 
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     if host is not None:
         inventory.host(host)  # a typo in the host name is an error, not an empty list
     book = Ledger(inventory.settings.state_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,9 @@ from opsguard.errors import EXIT_OK, ConfigError, InventoryError, OpsguardError,
 from opsguard.inventory import Host, Inventory
 from opsguard.output import log, print_json
 from opsguard.plan import Plan, format_plan, plan_to_dict
+
+if TYPE_CHECKING:
+    from opsguard.cli import AppContext
 
 
 def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reboot: bool = False) -> dict[str, object]:
@@ -91,10 +95,10 @@ def _common(function: click.decorators.FC) -> click.decorators.FC:
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Override a playbook var.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_obj
-def plan(app: object, host: str, playbook: str, package: str | None, allow_reboot: bool,
+def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool,
          variables: tuple[str, ...], as_json: bool) -> None:
     """Show exactly what PLAYBOOK would run on HOST (no network): 'upgrade' picks by the host's roles."""
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     built = _build(playbook, target, _overrides(variables, package, allow_reboot))
     if as_json:
@@ -110,10 +114,10 @@ def plan(app: object, host: str, playbook: str, package: str | None, allow_reboo
 @click.option("--allow-reboot", is_flag=True, help="update: reboot when the host says it needs one.")
 @_common
 @click.pass_obj
-def run(app: object, host: str, playbook: str, package: str | None, allow_reboot: bool, yes: bool, reason: str | None,
+def run(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool, yes: bool, reason: str | None,
         overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
     """Run PLAYBOOK on HOST: preflight, verified snapshot, change, verification."""
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     built = _build(playbook, target, _overrides(variables, package, allow_reboot))
     _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
@@ -166,10 +170,10 @@ def update(ctx: click.Context, hosts: tuple[str, ...], all_hosts: bool, allow_re
 @click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (required for roles zpro).")
 @_common
 @click.pass_obj
-def upgrade(app: object, host: str, package: str | None, yes: bool, reason: str | None, overwrite_snapshot: bool,
+def upgrade(app: AppContext, host: str, package: str | None, yes: bool, reason: str | None, overwrite_snapshot: bool,
             as_json: bool, variables: tuple[str, ...]) -> None:
     """Upgrade the platform on HOST: Zpro (roles zpro, needs --package) or the compose stack (roles integrations)."""
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     built = _build("upgrade", target, _overrides(variables, package))
     _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
@@ -185,7 +189,7 @@ def upgrade(app: object, host: str, package: str | None, yes: bool, reason: str 
 @click.option("--no-ssh", is_flag=True, help="The host cannot be reached over SSH: do not take its remote lock.")
 @click.option("--no-wait", is_flag=True, help="Only request the restore; do not wait for the provider to confirm it.")
 @click.pass_obj
-def restore(app: object, host: str, snapshot_id: str, typed_host: str | None, foreign_snapshot: bool, no_ssh: bool,
+def restore(app: AppContext, host: str, snapshot_id: str, typed_host: str | None, foreign_snapshot: bool, no_ssh: bool,
             no_wait: bool) -> None:
     """Restore HOST from a provider snapshot (destructive: replaces the disk). Typed confirmation required.
 
@@ -195,7 +199,7 @@ def restore(app: object, host: str, snapshot_id: str, typed_host: str | None, fo
     from opsguard.progress import SnapshotWaitReporter
     from opsguard.restore import restore_snapshot
 
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     reporter = SnapshotWaitReporter(target.name, what="the restore")
     try:

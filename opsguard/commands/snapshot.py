@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from opsguard.errors import StepFailed
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, print_json
 from opsguard.progress import SnapshotWaitReporter
+
+if TYPE_CHECKING:
+    from opsguard.cli import AppContext
 
 
 def receipt_lines(receipt: dict[str, object]) -> list[str]:
@@ -30,7 +34,7 @@ def receipt_lines(receipt: dict[str, object]) -> list[str]:
               help="The host cannot be reached over SSH: skip its remote lock and change record (refused where a new "
                    "snapshot replaces the only one, unless --overwrite-snapshot).")
 @click.pass_obj
-def snapshot(app: object, host: str, reason: str, as_json: bool, overwrite_snapshot: bool, no_ssh: bool) -> None:
+def snapshot(app: AppContext, host: str, reason: str, as_json: bool, overwrite_snapshot: bool, no_ssh: bool) -> None:
     """Take a full snapshot of HOST and verify it complete; print the receipt.
 
     It obeys the same rules as a change: the host's remote lock and change record (over SSH), the
@@ -39,7 +43,7 @@ def snapshot(app: object, host: str, reason: str, as_json: bool, overwrite_snaps
     """
     from opsguard.guard import snapshot_guard
 
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     validate_command_text(reason, what="--reason")
     reporter = SnapshotWaitReporter(target.name)
@@ -80,13 +84,13 @@ def command_text(words: tuple[str, ...]) -> str:
 @click.option("--overwrite-snapshot", is_flag=True, help="Allow replacing a snapshot that is the rollback point of a failed change.")
 @click.pass_obj
 def exec_command(
-    app: object, host: str, words: tuple[str, ...], yes: bool, reason: str | None, timeout: str, overwrite_snapshot: bool
+    app: AppContext, host: str, words: tuple[str, ...], yes: bool, reason: str | None, timeout: str, overwrite_snapshot: bool
 ) -> None:
     """Snapshot HOST, verify it, then run CMD on it as one change step, streaming its output.
 
     Exit 0 if CMD exits 0, 1 if it exits non-zero, 3 refused, 4 connection dropped or timed out.
     """
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     # Bad input costs nothing: every input is checked before anything is asked, snapshotted or sent.
     seconds = positive_duration_option(timeout, option="--timeout")

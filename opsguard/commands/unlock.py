@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 
 import click
 
 from opsguard.confirm import confirm_change
 from opsguard.errors import LockHeld, OutcomeUnknown
-from opsguard.inventory import Host
+from opsguard.inventory import Host, Inventory
+
+if TYPE_CHECKING:
+    from opsguard.cli import AppContext
 
 
 def _owner_alive_here(owner: dict[str, object]) -> bool:
@@ -34,11 +38,11 @@ def _owner_alive_here(owner: dict[str, object]) -> bool:
 @click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
 @click.option("--force", is_flag=True, help="Break it even though its owner still shows signs of life.")
 @click.pass_obj
-def unlock(app: object, host: str, reason: str, yes: bool, force: bool) -> None:
+def unlock(app: AppContext, host: str, reason: str, yes: bool, force: bool) -> None:
     """Break the stale remote lock on HOST (its owner is gone); the ledger records who, when and why."""
     from opsguard.commandline import validate_command_text
 
-    inventory = app.inventory()  # type: ignore[attr-defined]
+    inventory = app.inventory()
     target = inventory.host(host)
     validate_command_text(reason, what="--reason")
     from opsguard.locks import LocalLock, describe_owner
@@ -50,14 +54,14 @@ def unlock(app: object, host: str, reason: str, yes: bool, force: bool) -> None:
     _unlock_remote(inventory, target, reason, yes=yes, force=force)
 
 
-def _unlock_remote(inventory: object, target: Host, reason: str, *, yes: bool, force: bool) -> None:
+def _unlock_remote(inventory: Inventory, target: Host, reason: str, *, yes: bool, force: bool) -> None:
     from opsguard import ledger as events
     from opsguard.guard import host_connector
     from opsguard.hostconnection import HostConnection
     from opsguard.ledger import Ledger
     from opsguard.locks import HEARTBEAT_STALE, RemoteLock, owner_record
 
-    settings = inventory.settings  # type: ignore[attr-defined]
+    settings = inventory.settings
     connection = HostConnection(target, settings, host_connector())
     try:
         lock = RemoteLock(connection, target.name, target.remote_lock)

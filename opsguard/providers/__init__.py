@@ -12,6 +12,7 @@ This module imports no HTTP library: the client modules (and requests) are impor
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from opsguard.errors import ConfigError
@@ -31,10 +32,37 @@ PROVIDER_ENVIRONMENT: dict[str, tuple[str, str, str]] = {
 # name -> what its snapshots and restores are like (see ProviderCapabilities); no client import needed.
 CAPABILITIES: dict[str, ProviderCapabilities] = {
     "vultr": ProviderCapabilities(single_snapshot_slot=False, tagged_snapshots=True, backup_schedule=True,
-                                  restore_status=False),
+                                  restore_status=False, instance_id="uuid", instance_id_name="Vultr instance id"),
     "hostinger": ProviderCapabilities(single_snapshot_slot=True, tagged_snapshots=False, backup_schedule=False,
-                                      restore_status=True),
+                                      restore_status=True, instance_id="integer",
+                                      instance_id_name="Hostinger VM id"),
 }
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def provider_names() -> tuple[str, ...]:
+    """Return the names of every provider opsguard has a client for."""
+    return tuple(CAPABILITIES)
+
+
+def instance_id_problem(name: str, value: object) -> str | None:
+    """Given a provider name and an inventory instance id, return None if it has the provider's form, else the form.
+
+    Canonical 8-4-4-4-12 UUIDs only (uuid.UUID() also accepts braces, "urn:uuid:" and misplaced hyphens).
+    """
+    kind, called = capabilities(name).instance_id, capabilities(name).instance_id_name
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            return f"is not a {called} (a positive integer, unquoted)"
+        return None
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        return f"is not a {called} (a UUID string)"
+    return None
+
+
+def instance_id_text(name: str, value: object) -> str:
+    """Given a provider name and an instance id, return it as an inventory value (quoted or not)."""
+    return str(value) if capabilities(name).instance_id == "integer" else f'"{value}"'
 
 
 def capabilities(name: str) -> ProviderCapabilities:

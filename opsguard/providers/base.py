@@ -1,8 +1,8 @@
 """The Provider protocol: what the guard, backup-check and discover need from a hosting API.
 
-Clients (vultr.py, hostinger.py) translate the wire format of contracts/*.md into these
+Clients (vultr.py, hostinger.py) translate the wire format of docs/providers.md into these
 provider-neutral records. Anything a client does not recognise is kept in ``state`` as the raw
-text and never counted as success (DESIGN.md rule 5).
+text and never counted as success (docs/design.md, guard rule 5).
 """
 
 from __future__ import annotations
@@ -23,12 +23,16 @@ class ProviderCapabilities:
     - ``backup_schedule``: the API reports the automatic-backup schedule (Vultr); else only the backups.
     - ``restore_status``: the API says when a restore finished (Hostinger: its Action). Without it, a
       restore is complete only once the instance was seen busy and then ready again.
+    - ``instance_id``: what an instance id looks like: "uuid" (a string, quoted in the inventory) or
+      "integer" (a positive number, unquoted).
     """
 
     single_snapshot_slot: bool
     tagged_snapshots: bool
     backup_schedule: bool
     restore_status: bool
+    instance_id: str = "uuid"
+    instance_id_name: str = "instance id"  # as people call it, e.g. "Hostinger VM id"
 
 
 @dataclass(frozen=True)

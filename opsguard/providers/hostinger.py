@@ -1,4 +1,4 @@
-"""The Hostinger VPS API client (contracts/hostinger.md), on requests: VMs, the one snapshot, actions, backups.
+"""The Hostinger VPS API client (docs/providers.md), on requests: VMs, the one snapshot, actions, backups.
 
 Safety rules kept here:
 - Hostinger keeps ONE snapshot per VM and a new one overwrites it: create_snapshot reads the
@@ -290,7 +290,7 @@ class HostingerClient:
             return SnapshotProgress(state=state, finished=False, failed=True, detail=f"action {action_id} ended in error")
         if state in IN_FLIGHT:
             return SnapshotProgress(state=state, finished=False, failed=False)
-        # DESIGN rule 5: a state never seen before is not success; keep polling until the deadline.
+        # docs/design.md, guard rule 5: a state never seen before is not success; keep polling until the deadline.
         return SnapshotProgress(state=state, finished=False, failed=False, detail=f"unknown action state {state!r}")
 
     def verify_snapshot(self, request: SnapshotRequest) -> VerifiedSnapshot:

@@ -1,6 +1,6 @@
 """The HTTP plumbing both provider clients share: timeouts, retries, error mapping, token hygiene.
 
-Rules this module enforces (DESIGN.md, contracts/*.md):
+Rules this module enforces (docs/design.md, docs/providers.md):
 - every request has a connect and a read timeout, and TLS is always verified;
 - only GETs are retried (connection errors, timeouts, 5xx, 429), with exponential backoff and
   jitter, honouring ``Retry-After`` (seconds or an HTTP date), each wait capped and the whole

@@ -1,4 +1,4 @@
-"""The Vultr API v2 client (contracts/vultr.md), on requests: instances, snapshots, backups, restore.
+"""The Vultr API v2 client (docs/providers.md), on requests: instances, snapshots, backups, restore.
 
 Safety rules kept here:
 - the snapshot POST is sent once; after a lost answer the snapshot is found by our description
@@ -242,7 +242,7 @@ class VultrClient:
             return SnapshotProgress(state=state, finished=False, failed=True, detail=f"snapshot {snapshot_id} was deleted")
         if state == "pending":
             return SnapshotProgress(state=state, finished=False, failed=False)
-        # DESIGN rule 5: a state never seen before is not success; keep polling until the deadline.
+        # docs/design.md, guard rule 5: a state never seen before is not success; keep polling until the deadline.
         return SnapshotProgress(state=state, finished=False, failed=False, detail=f"unknown status {state!r}")
 
     def verify_snapshot(self, request: SnapshotRequest) -> VerifiedSnapshot:

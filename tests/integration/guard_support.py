@@ -35,7 +35,7 @@ from tests.fixtures.simulator_fixtures import FAST_RETRY_ENV, HOSTINGER_CHAT2, H
 
 StartSimulator = Callable[..., Simulator]
 
-# Short durations so every guarded run takes well under a second (DESIGN.md: tests stay fast).
+# Short durations so every guarded run takes well under a second (docs/design.md: tests stay fast).
 FAST_SETTINGS = {"snapshot_poll": "0.05s", "snapshot_timeout": "5s", "receipt_ttl": "30m"}
 FAST_SNAPSHOTS = {"vultr": {"snapshot_seconds": 0.1}, "hostinger": {"snapshot_seconds": 0.1}}
 UPGRADE = ("apt-get", "-y", "upgrade")

@@ -85,7 +85,7 @@ def test_backup_check_exit_one_when_vultr_schedule_disabled(world_factory: Any) 
 
 
 def test_backup_check_exit_one_when_vultr_schedule_enabled_missing(world_factory: Any) -> None:
-    # contracts/vultr.md: a schedule without "enabled" is not enabled.
+    # docs/providers.md: a schedule without "enabled" is not enabled.
     world = world_factory({"vultr": {"instances": [{"id": VULTR_ID, "backup_schedule": None}]}})
     result = world.run("--json")
     assert result.exit_code == 1

@@ -17,7 +17,7 @@ def test_exec_with_closed_stdout_never_reports_failed_for_a_command_that_succeed
 
     The remote command exits 0. Whatever opsguard does about its own broken stdout, it must not say
     "failed" (exit 1, ledger failed): either it ignores the lost output (exit 0, ok) or it stopped
-    watching the command mid-way (exit 4, unknown: DESIGN rule 6).
+    watching the command mid-way (exit 4, unknown: docs/design.md, guard rule 6).
     """
     world = worlds()
     world.hosts.set_responses("chat", {"rules": [{"prefix": ["apt-get"], "stdout": "Reading package lists...\n", "sleep": 0.3}]})

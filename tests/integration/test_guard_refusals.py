@@ -66,7 +66,7 @@ def test_exec_refuses_with_config_error_78_when_provider_rejects_token(
 
     result = world.exec_upgrade(host, env={variable: "tok-wrong-but-harmless"})
 
-    # DESIGN: a token the provider rejects is configuration (78); the message names the variable.
+    # docs/design.md: a token the provider rejects is configuration (78); the message names the variable.
     assert_refused(result, 78, f"host {host}", variable, "HTTP 401")
     assert "tok-wrong-but-harmless" not in result.output
     assert_nothing_changed(world, host)

@@ -9,7 +9,7 @@ from typing import Any
 
 from opsguard.inventory import Host
 from opsguard.plan import Plan, Step
-from opsguard.playbooks import build_plan
+from opsguard.playbooks import all_playbooks, build_plan
 from tests.unit.release_archives import write_tar, write_zip
 
 TS = "20250101T000000Z"
@@ -54,20 +54,19 @@ def upgrade_plan(directory: Path, name: str = "update.zip", variables: dict[str,
 
 
 def every_plan(directory: Path, variables: dict[str, Any] | None = None) -> list[Plan]:
-    """Given a temp dir, return a plan of every playbook in each of its shapes (roles, reboot, archive kind)."""
-    zpro = make_host("chat", ("zpro",), variables)
-    integrations = make_host("ia", ("integrations",), variables)
-    return [
-        build_plan("update", zpro, {"ts": TS}),
-        build_plan("update", zpro, {"ts": TS, "allow_reboot": True}),
-        build_plan("update", integrations, {"ts": TS}),
-        build_plan("update", integrations, {"ts": TS, "allow_reboot": True}),
-        build_plan("platform_upgrade", zpro, {"package": str(package_file(directory, "update.zip")), "ts": TS}),
-        build_plan("platform_upgrade", zpro, {"package": str(package_file(directory, "release.tar.gz")), "ts": TS}),
-        build_plan("stack_upgrade", integrations, {"ts": TS}),
-        build_plan("backup_check", zpro, {"ts": TS}),
-        build_plan("backup_check", integrations, {"ts": TS}),
-    ]
+    """Given a temp dir, return a plan of every REGISTERED playbook in each shape it declares (its examples).
+
+    The list comes from the registry: a new playbook is in every safety test without anyone editing them.
+    """
+    plans = []
+    for playbook in all_playbooks():
+        for number, example in enumerate(playbook.examples):
+            host = make_host(playbook.name.replace("_", "-"), example.roles, variables)
+            options: dict[str, Any] = {"ts": TS, **example.options}
+            if example.package is not None:
+                options["package"] = str(package_file(directory, f"{playbook.name}-{number}.{example.package}"))
+            plans.append(build_plan(playbook.name, host, options))
+    return plans
 
 
 def step_index(plan: Plan, fragment: str) -> int:

@@ -207,7 +207,7 @@ def test_evaluate_host_config_wins_over_stale() -> None:
 
 
 def test_evaluate_host_failure_wins_over_unreachable() -> None:
-    # 1 > 4 (DESIGN.md): a definite failure is worse news than a read that did not answer.
+    # 1 > 4 (docs/design.md, exit codes): a definite failure is worse news than a read that did not answer.
     report = evaluate_host(
         HostFacts(
             host=host("chat"),

@@ -1,4 +1,4 @@
-"""opsguard.errors: each error's exit code (DESIGN.md) and the worst-of-several ordering 78 > 1 > 4 > 3 > 0."""
+"""opsguard.errors: each error's exit code (docs/design.md) and the worst-of-several ordering 78 > 1 > 4 > 3 > 0."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from opsguard import errors
 from opsguard.errors import worst_exit_code
 
-# DESIGN.md "Exit codes": commands that cover several hosts exit with the worst.
+# docs/design.md "Exit codes": commands that cover several hosts exit with the worst.
 ORDER_WORST_FIRST = [78, 1, 4, 3, 0]
 
 

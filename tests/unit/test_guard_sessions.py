@@ -66,7 +66,7 @@ def test_change_session_refuses_mutating_step_after_its_block_ended(tmp_path: Pa
 
 def test_guard_local_exception_in_mutating_step_is_recorded_unknown(tmp_path: Path) -> None:
     """An exception that is no OpsguardError (e.g. a BrokenPipeError from the output callback) stops us
-    watching the command mid-way: the step and the run are "unknown" (DESIGN rule 6), never ok or failed."""
+    watching the command mid-way: the step and the run are "unknown" (docs/design.md, guard rule 6), never ok or failed."""
     inventory = write_inventory(tmp_path)
 
     class Breaking(FakeConnection):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from opsguard.errors import ConfigError
 from opsguard.plan import Plan
-from opsguard.playbooks import build_plan, list_playbooks, load_playbook, params_for, playbook_for_upgrade
+from opsguard.playbooks import Playbook, build_plan, list_playbooks, load_playbook, params_for, playbook_for_upgrade
 from tests.unit.playbook_cases import TS, make_host, package_file
 
 
@@ -20,17 +21,22 @@ def _one_line(error: pytest.ExceptionInfo[ConfigError]) -> str:
     return message
 
 
-def test_playbook_loader_lists_the_four_playbooks() -> None:
-    assert sorted(list_playbooks()) == ["backup_check", "platform_upgrade", "stack_upgrade", "update"]
+def test_playbook_loader_lists_the_three_builtin_playbooks() -> None:
+    assert sorted(list_playbooks()) == ["platform_upgrade", "stack_upgrade", "update"]
 
 
-@pytest.mark.parametrize("name", ["update", "platform_upgrade", "stack_upgrade", "backup_check"])
-def test_playbook_loader_modules_follow_the_contract(name: str) -> None:
-    module = load_playbook(name)
-    assert module.KIND in ("change", "read-only")
+@pytest.mark.parametrize("name", ["update", "platform_upgrade", "stack_upgrade"])
+def test_playbook_loader_builtin_playbooks_follow_the_contract(name: str) -> None:
+    playbook = load_playbook(name)
+    assert isinstance(playbook, Playbook) and playbook.name == name
+    module = sys.modules[f"opsguard.playbooks.{name}"]
     assert module.__doc__ and "safe" in module.__doc__
-    assert isinstance(module.VARS, dict) and module.VARS
-    assert callable(module.plan)
+    assert playbook.variables and playbook.examples and callable(playbook.build)
+
+
+def test_playbook_contract_refuses_a_playbook_without_examples() -> None:
+    with pytest.raises(ValueError, match="example"):
+        Playbook(name="x", kind="change", summary="x", variables={"a": 1}, build=lambda host, params: None)  # type: ignore[arg-type,return-value]
 
 
 def test_playbook_loader_unknown_playbook_is_one_line_config_error() -> None:
@@ -47,7 +53,7 @@ def test_playbook_loader_upgrade_picks_platform_upgrade_for_zpro(tmp_path: Path)
 def test_playbook_loader_upgrade_picks_stack_upgrade_for_integrations() -> None:
     plan = build_plan("upgrade", make_host("ia", roles=("integrations",)), {"ts": TS})
     assert plan.playbook == "stack_upgrade"
-    assert playbook_for_upgrade(make_host("ia", roles=("integrations",))) == "stack_upgrade"
+    assert playbook_for_upgrade(make_host("ia", roles=("integrations",))).name == "stack_upgrade"
 
 
 @pytest.mark.parametrize("roles", [(), ("zpro", "integrations")])
@@ -103,17 +109,16 @@ def test_playbook_loader_option_of_another_playbook_names_it() -> None:
 
 
 def test_playbook_loader_var_precedence_default_then_inventory_then_command_line() -> None:
-    module = load_playbook("stack_upgrade")
+    playbook = load_playbook("stack_upgrade")
     host = make_host("ia", roles=("integrations",), variables={"compose_dir": "/srv/stack", "backup_dir": "/srv/backups"})
-    params = params_for(module, host, {"backup_dir": "/data/backups"})
+    params = params_for(playbook, host, {"backup_dir": "/data/backups"})
     assert params["compose_dir"] == "/srv/stack"
     assert params["backup_dir"] == "/data/backups"
-    assert params["n8n_url"] == module.VARS["n8n_url"]
+    assert params["n8n_url"] == playbook.variables["n8n_url"]
 
 
 def test_playbook_loader_coerces_strings_from_the_command_line() -> None:
-    module = load_playbook("update")
-    params = params_for(module, make_host(), {"allow_reboot": "true", "settle_wait": "0.2s", "disk_limit_percent": "85",
+    params = params_for(load_playbook("update"), make_host(), {"allow_reboot": "true", "settle_wait": "0.2s", "disk_limit_percent": "85",
                                               "disk_paths": "/,/srv"})
     assert params["allow_reboot"] is True
     assert params["settle_wait"] == pytest.approx(0.2)
@@ -137,7 +142,7 @@ def test_playbook_loader_inventory_value_of_wrong_type_names_the_var() -> None:
 
 
 def test_playbook_loader_sets_a_run_timestamp_when_none_is_given() -> None:
-    params = params_for(load_playbook("backup_check"), make_host(), {})
+    params = params_for(load_playbook("update"), make_host(), {})
     assert re.fullmatch(r"\d{8}T\d{6}Z", params["ts"])
 
 

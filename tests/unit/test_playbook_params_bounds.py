@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from opsguard.errors import ConfigError
-from opsguard.playbooks import build_plan, load_playbook, params_for
-from playbooks import platform_upgrade
-from playbooks._shared import number_maximum, number_param
+from opsguard.playbooks import build_plan, load_playbook, params_for, platform_upgrade
+from opsguard.playbooks.common import number_maximum, number_param
 from tests.unit.playbook_cases import TS, make_host, package_file
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from opsguard.plan import Plan
-from playbooks.platform_upgrade import dump_problem, env_problems, new_error_lines
+from opsguard.playbooks.common import dumps_problem
+from opsguard.playbooks.platform_upgrade import env_problems, new_error_lines
 from tests.unit.playbook_cases import (
     ENV_GOOD,
     FREE_2GB,
@@ -40,14 +41,16 @@ def test_platform_upgrade_dump_verification_gates_the_migrate(plan: Plan) -> Non
     assert dump < verify < migrate
     gate = plan.steps()[verify]
     assert not gate.mutates
-    assert check_of(gate)("size=0\nentries=0\n") is not None
-    assert check_of(gate)("size=123456\nentries=0\n") is not None
-    assert check_of(gate)("size=123456\nentries=412\n") is None
+    assert check_of(gate)("") is not None  # no output is never a pass
+    assert check_of(gate)("dump database 0 0\n") is not None
+    assert check_of(gate)("dump database 123456 0\n") is not None
+    assert check_of(gate)("dump database 123456 412\n") is None
 
 
 def test_platform_upgrade_dump_problem_explains_empty_dump() -> None:
-    assert dump_problem("size=0\nentries=12\n") == "the dump is empty or missing (size 0)"
-    assert "pg_restore -l lists no entries" in (dump_problem("size=10\n") or "")
+    assert dumps_problem("expected=database\ndump database 0 12\n") == "the dump of database is empty or missing"
+    assert "pg_restore -l lists nothing" in (dumps_problem("expected=database\ndump database 10\n") or "")
+    assert dumps_problem("") == "the dump verification printed no result"
 
 
 def test_platform_upgrade_no_service_stops_before_the_staged_build_finished(plan: Plan) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from opsguard.plan import Plan
 from opsguard.playbooks import build_plan
-from playbooks.stack_upgrade import dumps_problem, floating_tag_problem, is_database_image, services_problem
+from opsguard.playbooks.common import dumps_problem
+from opsguard.playbooks.stack_upgrade import floating_tag_problem, is_database_image, services_problem
 from tests.unit.playbook_cases import COMPOSE_CONFIG, TS, check_of, find_step, make_host, step_index
 
 

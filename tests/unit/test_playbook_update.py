@@ -6,7 +6,7 @@ import re
 
 from opsguard.plan import Plan
 from opsguard.playbooks import build_plan
-from playbooks.update import upgrade_warnings
+from opsguard.playbooks.update import upgrade_warnings
 from tests.unit.playbook_cases import (
     APT_SIMULATION,
     DF_OK,

@@ -34,7 +34,7 @@ def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
 
 def source_files() -> list[Path]:
     files: list[Path] = []
-    for directory in ("opsguard", "playbooks"):
+    for directory in ("opsguard",):
         if (REPO_ROOT / directory).is_dir():
             files += sorted((REPO_ROOT / directory).rglob("*.py"))
     return files

@@ -19,7 +19,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from opsguard.errors import ConfigError
 from opsguard.hostfacts import (
@@ -36,9 +36,13 @@ from opsguard.hostfacts import (
 )
 from opsguard.inventory import Host
 from opsguard.plan import Check, Facts, Plan, Poll, Step
-from playbooks._shared import (
+from opsguard.playbooks.base import Example, Playbook
+from opsguard.playbooks.common import (
+    DPKG_LOCK_FILES,
     PM2_JLIST,
     disk_step,
+    dump_verification_lines,
+    dumps_problem,
     guarded,
     http_status_check,
     http_status_command,
@@ -58,8 +62,9 @@ from playbooks._shared import (
     text_param,
     timestamp_param,
 )
+from opsguard.playbooks.release import archive_kind
 
-KIND = "change"
+KIND: Final = "change"
 
 VARS: dict[str, Any] = {
     "deploy_user": "deployzdg",  # pm2, npm and npx run as this user (sudo -iu)
@@ -75,12 +80,7 @@ VARS: dict[str, Any] = {
     "migrations_dir": "backend/dist/database/migrations",  # relative to app_dir: the release's compiled migrations
     "env_files": ["backend/.env", "frontend/.env"],  # relative to app_dir; kept across the upgrade
     "moved_dirs": ["backend/public"],  # media: moved into the new tree, never copied
-    "dpkg_lock_files": [
-        "/var/lib/dpkg/lock-frontend",
-        "/var/lib/dpkg/lock",
-        "/var/lib/apt/lists/lock",
-        "/var/cache/apt/archives/lock",
-    ],
+    "dpkg_lock_files": DPKG_LOCK_FILES,
     "disk_paths": ["/"],
     "disk_limit_percent": 90,
     "min_memory_gb": 4.0,  # RAM+swap for the frontend build
@@ -100,19 +100,9 @@ ENV_KEYS = ("PORT", "DB_PORT", "POSTGRES_USER", "POSTGRES_DB", "BACKEND_URL", "F
 _URL_KEYS = ("BACKEND_URL", "FRONTEND_URL")
 _PORT_KEYS = ("PORT", "DB_PORT")
 _SQL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-_ARCHIVES = {".zip": "zip", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".tar": "tar"}
 # node prints these on stderr at every start; they are not errors of the new version.
 # A pm2 log_date_format prefix may stand before them, so they are searched for, not anchored.
 _NODE_WARNING = re.compile(r"\(node:\d+\) (\[\w+\] )?\w*Warning\b|\(Use `node --trace-")
-
-
-def archive_kind(package: str) -> str:
-    """Given the package path, return "zip", "tar.gz" or "tar"; raise ConfigError for another extension."""
-    lowered = package.lower()
-    for extension, kind in _ARCHIVES.items():
-        if lowered.endswith(extension):
-            return kind
-    raise ConfigError(f"package {package!r}: expected a .zip, .tar.gz, .tgz or .tar release archive")
 
 
 def plan(host: Host, params: Mapping[str, Any]) -> Plan:
@@ -588,32 +578,15 @@ def _deploy_step(name: str, command: str, layout: _Layout, timeout: float, why: 
     return Step(name=name, command=command, mutates=True, timeout=timeout, sudo_user=layout.deploy_user, why=why)
 
 
-def dump_problem(stdout: str) -> str | None:
-    """Given the dump verification output (size=, entries=), return None if the dump is usable, else why not."""
-    values = parse_key_values(stdout)
-    size, entries = values.get("size", ""), values.get("entries", "")
-    if not size.isdigit() or int(size) == 0:
-        return f"the dump is empty or missing (size {size or 'unknown'})"
-    if not entries.isdigit() or int(entries) == 0:
-        return f"pg_restore -l lists no entries in the dump (entries {entries or 'unknown'})"
-    return None
-
-
 def _verify_dump_step(layout: _Layout) -> Step:
-    command = "\n".join(
-        [
-            f"size=$(stat -c %s {quote(layout.dump)}) || exit 1",
-            'echo "size=$size"',
-            f"list=$(docker exec -i {quote(layout.db_container)} pg_restore -l < {quote(layout.dump)}) || exit 1",
-            "echo \"entries=$(printf '%s\\n' \"$list\" | grep -c -v '^;')\"",
-        ]
-    )
+    command = "\n".join(dump_verification_lines("database", quote(layout.dump), f"docker exec -i {quote(layout.db_container)}"))
     return Step(
         name="verify the dump (gates the migrate)",
         command=command,
         mutates=False,
         timeout=600,
-        check=Check("dump size > 0 and pg_restore -l lists its entries", dump_problem),
+        check=Check("dump size > 0 and pg_restore -l lists its entries",
+                    guarded(lambda stdout: dumps_problem(stdout, expected=["database"]))),
         why="a failing verification stops the run before any service stops",
     )
 
@@ -726,3 +699,19 @@ def _rollback(host: Host, layout: _Layout) -> tuple[str, ...]:
         f"then: {as_deploy} pm2 restart {names} --update-env && {as_deploy} pm2 save",
         f"last resort: opsguard restore {host.name} --snapshot {{snapshot_id}}",
     )
+
+
+PLAYBOOK = Playbook(
+    name="platform_upgrade",
+    kind=KIND,
+    summary="Zpro upgrade from a release archive: staged install and build while serving, short downtime",
+    variables=VARS,
+    options=OPTIONS,
+    required=REQUIRED,
+    roles=("zpro",),
+    build=plan,
+    examples=(
+        Example(roles=("zpro",), package="zip"),
+        Example(roles=("zpro",), package="tar.gz"),
+    ),
+)

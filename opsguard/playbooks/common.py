@@ -352,3 +352,44 @@ def read_only_psql(container: str, user: str, database: str, query: str) -> str:
     """
     return (f"docker exec -e PGOPTIONS={quote(READ_ONLY_PGOPTIONS)} {quote(container)} "
             f"psql -X -U {user} -d {database} -tAc {quote(query)}")
+
+
+# -- the database dump every application change takes first -------------------------------------------
+
+# The files apt and dpkg lock while they run (Debian/Ubuntu); the lock step looks for a holder of each.
+DPKG_LOCK_FILES = ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock", "/var/cache/apt/archives/lock"]
+
+
+def dump_verification_lines(label: str, dump_file: str, restore_in: str) -> list[str]:
+    """Given a dump's label, its file (each a shell word) and how to reach pg_restore (``docker exec -i C``),
+    return the shell lines that print ``dump LABEL SIZE ENTRIES`` for that ``pg_dump -Fc`` file.
+
+    Read-only: stat, and ``pg_restore -l`` (it only lists the archive's table of contents).
+    """
+    return [
+        f"size=$(stat -c %s {dump_file}) || exit 1",
+        f"list=$({restore_in} pg_restore -l < {dump_file}) || exit 1",
+        f"echo \"dump {label} $size $(printf '%s\\n' \"$list\" | grep -c -v '^;')\"",
+    ]
+
+
+def dumps_problem(stdout: str, expected: list[str] | None = None) -> str | None:
+    """Given dump verification output (``expected=LABELS`` unless ``expected`` is given, then ``dump LABEL SIZE
+    ENTRIES`` lines), return None if every expected dump is non-empty and pg_restore lists entries in it, else why not.
+
+    Output without an ``expected=`` line (the script did not run to its end) is a problem, never a pass.
+    """
+    dumps = {fields[1]: fields[2:] for fields in (line.split() for line in stdout.splitlines()) if len(fields) >= 2 and fields[0] == "dump"}
+    if expected is None:
+        values = parse_key_values(stdout)
+        if "expected" not in values:
+            return "the dump verification printed no result"
+        expected = values["expected"].split()
+    problems = []
+    for label in expected:
+        size, entries = ([*dumps.get(label, []), "", ""])[:2]
+        if not size.isdigit() or int(size) == 0:
+            problems.append(f"the dump of {label} is empty or missing")
+        elif not entries.isdigit() or int(entries) == 0:
+            problems.append(f"pg_restore -l lists nothing in the dump of {label}")
+    return "; ".join(problems) or None

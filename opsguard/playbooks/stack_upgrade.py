@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from opsguard.errors import ConfigError
 from opsguard.hostfacts import (
@@ -27,8 +27,11 @@ from opsguard.hostfacts import (
 )
 from opsguard.inventory import Host
 from opsguard.plan import Check, Facts, Plan, Poll, Step
-from playbooks._shared import (
+from opsguard.playbooks.base import Example, Playbook
+from opsguard.playbooks.common import (
     disk_step,
+    dump_verification_lines,
+    dumps_problem,
     guarded,
     http_status_check,
     http_status_command,
@@ -40,7 +43,7 @@ from playbooks._shared import (
     word_list,
 )
 
-KIND = "change"
+KIND: Final = "change"
 
 VARS: dict[str, Any] = {
     "compose_dir": "/opt/stack",  # holds the compose file of Typebot, n8n and their databases
@@ -158,9 +161,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
                     'echo "expected={{db_services}}"',
                     "for service in {{db_services}}; do",
                     f'  file={quote(run_backup)}/"$service.dump"',
-                    '  size=$(stat -c %s "$file") || exit 1',
-                    '  list=$(docker compose exec -T "$service" pg_restore -l < "$file") || exit 1',
-                    "  echo \"dump $service $size $(printf '%s\\n' \"$list\" | grep -c -v '^;')\"",
+                    *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T "$service"')),
                     "done",
                 ]
             ),
@@ -263,19 +264,6 @@ def _digest_facts(stdout: str) -> dict[str, str]:
     return {"image_digests": word_list(f"{image.service}={image.rollback_reference()}" for image in images) or "none"}
 
 
-def dumps_problem(stdout: str) -> str | None:
-    """Given the dump verification output (``expected=SERVICES``, ``dump SERVICE SIZE ENTRIES`` lines), return None if every dump is usable."""
-    dumps = {fields[1]: fields[2:] for fields in (line.split() for line in stdout.splitlines()) if len(fields) >= 2 and fields[0] == "dump"}
-    problems = []
-    for service in parse_key_values(stdout).get("expected", "").split():
-        size, entries = ([*dumps.get(service, []), "", ""])[:2]
-        if not size.isdigit() or int(size) == 0:
-            problems.append(f"the dump of {service} is empty or missing")
-        elif not entries.isdigit() or int(entries) == 0:
-            problems.append(f"pg_restore -l lists nothing in the dump of {service}")
-    return "; ".join(problems) or None
-
-
 def services_problem(stdout: str) -> str | None:
     """Given ``expected=SERVICES`` and ``docker compose ps`` output, return None if each service runs and none is unhealthy."""
     lines = stdout.splitlines()
@@ -336,3 +324,16 @@ def _single(step: Step) -> Step:
     """A health step for the verify phase: asked a few times, not waited for (the change phase waited)."""
     assert step.poll is not None
     return replace(step, poll=Poll(every=step.poll.every, within=min(step.poll.within, step.poll.every * 3)))
+
+
+PLAYBOOK = Playbook(
+    name="stack_upgrade",
+    kind=KIND,
+    summary="docker compose stack upgrade (Typebot, n8n): dumps first, database images never pulled",
+    variables=VARS,
+    options=OPTIONS,
+    required={},
+    roles=("integrations",),
+    build=plan,
+    examples=(Example(roles=("integrations",)),),
+)

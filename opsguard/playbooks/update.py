@@ -15,12 +15,14 @@ never touches the firewall. Verification compares the host with its own baseline
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from opsguard.hostfacts import parse_apt_simulation, parse_df, parse_key_values, parse_pm2_jlist, parse_systemctl_failed
 from opsguard.inventory import Host
 from opsguard.plan import Check, Facts, Plan, Poll, Step
-from playbooks._shared import (
+from opsguard.playbooks.base import Example, Playbook
+from opsguard.playbooks.common import (
+    DPKG_LOCK_FILES,
     PM2_JLIST,
     apt_get,
     disk_step,
@@ -35,7 +37,7 @@ from playbooks._shared import (
     word_list,
 )
 
-KIND = "change"
+KIND: Final = "change"
 
 VARS: dict[str, Any] = {
     "deploy_user": "deployzdg",  # pm2 runs as this user on Zpro hosts
@@ -43,12 +45,7 @@ VARS: dict[str, Any] = {
     "disk_limit_percent": 90,
     "boot_dir": "/boot",
     "boot_min_free_mb": 150,  # room for a new kernel and initramfs
-    "dpkg_lock_files": [
-        "/var/lib/dpkg/lock-frontend",
-        "/var/lib/dpkg/lock",
-        "/var/lib/apt/lists/lock",
-        "/var/cache/apt/archives/lock",
-    ],
+    "dpkg_lock_files": DPKG_LOCK_FILES,
     "apt_lock_timeout": 600,  # seconds apt-get waits for a held dpkg lock
     "apt_timeout": 3600.0,  # seconds for the upgrade itself
     "reboot_required_file": "/var/run/reboot-required",
@@ -437,3 +434,21 @@ def _compare_containers_step(every: float, within: float) -> Step:
         check=Check("every container running before runs again", guarded(test)),
         poll=Poll(every=every, within=within),
     )
+
+
+PLAYBOOK = Playbook(
+    name="update",
+    kind=KIND,
+    summary="OS update with apt: safe options, compare with the baseline, reboot only with --allow-reboot",
+    variables=VARS,
+    options=OPTIONS,
+    required={},
+    roles=(),
+    build=plan,
+    examples=(
+        Example(roles=("zpro",)),
+        Example(roles=("zpro",), options={"allow_reboot": True}),
+        Example(roles=("integrations",)),
+        Example(roles=("integrations",), options={"allow_reboot": True}),
+    ),
+)
