@@ -38,31 +38,31 @@ def test_worst_exit_code_ranks_internal_error_above_configuration() -> None:
     assert worst_exit_code([78, 70, 1]) == 70
 
 
-@pytest.mark.parametrize(
-    ("error_class", "code"),
-    [
-        pytest.param(errors.ConfigError, 78, id="ConfigError"),
-        pytest.param(errors.InventoryError, 78, id="InventoryError"),
-        pytest.param(errors.ProviderAuthError, 78, id="ProviderAuthError"),
-        pytest.param(errors.ProviderNotFound, 78, id="ProviderNotFound"),
-        pytest.param(errors.Refused, 3, id="Refused"),
-        pytest.param(errors.HostKeyRejected, 3, id="HostKeyRejected"),
-        pytest.param(errors.LockHeld, 3, id="LockHeld"),
-        pytest.param(errors.SnapshotNotVerified, 3, id="SnapshotNotVerified"),
-        pytest.param(errors.ReceiptExpired, 3, id="ReceiptExpired"),
-        pytest.param(errors.ReadOnlyViolation, 3, id="ReadOnlyViolation"),
-        pytest.param(errors.OutcomeUnknown, 4, id="OutcomeUnknown"),
-        pytest.param(errors.ConnectionDropped, 4, id="ConnectionDropped"),
-        pytest.param(errors.StepTimeout, 4, id="StepTimeout"),
-        pytest.param(errors.ProviderError, 4, id="ProviderError"),
-        pytest.param(errors.ProviderUnreachable, 4, id="ProviderUnreachable"),
-        pytest.param(errors.Failed, 1, id="Failed"),
-        pytest.param(errors.StepFailed, 1, id="StepFailed"),
-        pytest.param(errors.OpsguardError, 70, id="OpsguardError"),
-    ],
-)
-def test_error_class_carries_design_exit_code(error_class: type[errors.OpsguardError], code: int) -> None:
-    assert error_class.exit_code == code
+def test_every_refusal_exits_3_and_says_nothing_was_changed() -> None:
+    """Behaviour, not constants: whatever the kind of refusal, the process exit code and the message agree."""
+    refusals = [errors.Refused, errors.HostKeyRejected, errors.LockHeld, errors.SnapshotNotVerified,
+                errors.ReceiptExpired, errors.ReadOnlyViolation]
+    for kind in refusals:
+        error = kind("host chat: why")
+        assert (error.exit_code, str(error)) == (3, "host chat: why; refused, nothing was changed"), kind
+
+
+def test_error_says_what_it_means_for_the_host_once_the_guard_knows() -> None:
+    unknown = errors.ConnectionDropped("host chat: the connection dropped")
+    assert str(unknown) == "host chat: the connection dropped"
+    unknown.changed = False
+    assert str(unknown).endswith("; nothing was changed")
+    unknown.changed = True
+    assert str(unknown).endswith("; the change had started, so its outcome is unknown")
+    unknown.advice = ["chat: rollback point: snapshot s-1"]
+    assert unknown.lines()[-1] == "chat: rollback point: snapshot s-1"
+
+
+def test_interrupted_exits_130_before_a_change_and_4_after() -> None:
+    assert errors.Interrupted("host chat: interrupted", changed=False).exit_code == 130
+    after = errors.Interrupted("host chat: interrupted during step 'x'", changed=True)
+    assert after.exit_code == 4 and "outcome is unknown" in str(after)
+    assert isinstance(after, KeyboardInterrupt)
 
 
 def test_inventory_error_lines_returns_one_line_per_problem() -> None:
