@@ -1,0 +1,386 @@
+"""Shell text -> simple commands: the parser under the read-only vocabulary (opsguard/readonly.py).
+
+It follows POSIX sh plus the bash bits probes use (``$(...)``, backquotes, ``$((...))``, ``${...}``,
+here-documents, ``if``/``for``/``while``/``case``, ``&&``/``||``/``|``, redirections with fd numbers)
+and raises ShellSyntaxUnknown for anything else (a function definition, an unterminated quote...): the
+vocabulary then counts the text as "may change the host". Each word knows its literal value when it
+has one, and the scripts it substitutes, which the vocabulary checks in turn.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = ("&&", "||", ";;", "|&", "&", "|", ";", "(", ")")
+_REDIRECTS = ("&>>", "&>", ">>", ">&", ">|", "<<-", "<<", "<&", "<>", ">", "<")
+_RESERVED = {"if", "then", "elif", "else", "fi", "do", "done", "while", "until", "{", "}", "!", "esac"}
+
+
+class ShellSyntaxUnknown(ValueError):
+    """The text uses shell syntax this module does not follow (so it is not known to be read-only)."""
+
+
+@dataclass
+class Word:
+    """One shell word: its value when fully literal (quotes removed), and the scripts it substitutes."""
+
+    raw: str
+    literal: str | None
+    scripts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Redirect:
+    """One redirection: the operator (``>``, ``2>``, ``<<``...) and its target word."""
+
+    operator: str
+    target: Word
+
+
+@dataclass
+class SimpleCommand:
+    """A command with its leading assignments, words and redirections."""
+
+    assignments: list[Word] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+# -- lexing --------------------------------------------------------------------------------------------
+
+
+class _Lexer:
+    """Splits shell text into words, operators and redirections (POSIX sh with the bash bits probes use)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.index = 0
+        self.tokens: list[tuple[str, object]] = []
+        self._heredocs: list[tuple[str, bool, bool, Redirect]] = []
+
+    def run(self) -> list[tuple[str, object]]:
+        text = self.text
+        while self.index < len(text):
+            char = text[self.index]
+            if char in " \t":
+                self.index += 1
+            elif char == "\\" and text.startswith("\\\n", self.index):
+                self.index += 2
+            elif char == "#" and self._at_word_start():
+                end = text.find("\n", self.index)
+                self.index = len(text) if end < 0 else end
+            elif char == "\n":
+                self.tokens.append(("op", "\n"))
+                self.index += 1
+                self._read_heredoc_bodies()
+            elif self._redirect_ahead():
+                self._read_redirect()
+            elif any(text.startswith(operator, self.index) for operator in _OPERATORS):
+                operator = next(op for op in _OPERATORS if text.startswith(op, self.index))
+                self.tokens.append(("op", operator))
+                self.index += len(operator)
+            else:
+                self.tokens.append(("word", self._read_word()))
+        if self._heredocs:
+            raise ShellSyntaxUnknown("a here-document without its body")
+        return self.tokens
+
+    def _at_word_start(self) -> bool:
+        return self.index == 0 or self.text[self.index - 1] in " \t\n;&|()"
+
+    def _redirect_ahead(self) -> bool:
+        position = self.index
+        while position < len(self.text) and self.text[position].isdigit():
+            position += 1
+        if position > self.index and not self._at_word_start():
+            return False
+        return any(self.text.startswith(operator, position) for operator in _REDIRECTS)
+
+    def _read_redirect(self) -> None:
+        start = self.index
+        while self.text[self.index].isdigit():
+            self.index += 1
+        operator = next(op for op in _REDIRECTS if self.text.startswith(op, self.index))
+        self.index += len(operator)
+        written = self.text[start : self.index]  # with its file descriptor, e.g. "2>"
+        while self.index < len(self.text) and self.text[self.index] in " \t":
+            self.index += 1
+        if self.index >= len(self.text) or self.text[self.index] in "\n;&|()<>":
+            raise ShellSyntaxUnknown("a redirection without a target")
+        target = self._read_word()
+        redirect = Redirect(written, target)
+        self.tokens.append(("redirect", redirect))
+        if operator in ("<<", "<<-"):
+            quoted = any(quote in target.raw for quote in "'\"\\")
+            self._heredocs.append((target.literal or target.raw, quoted, operator == "<<-", redirect))
+
+    def _read_heredoc_bodies(self) -> None:
+        for delimiter, quoted, strip_tabs, redirect in self._heredocs:
+            lines: list[str] = []
+            while True:
+                if self.index >= len(self.text):
+                    raise ShellSyntaxUnknown(f"here-document {delimiter!r} is not terminated")
+                end = self.text.find("\n", self.index)
+                end = len(self.text) if end < 0 else end
+                line = self.text[self.index : end]
+                self.index = min(end + 1, len(self.text))
+                if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+                    break
+                lines.append(line)
+            if not quoted:
+                # An unquoted here-document expands $(...) and `...`: those are commands too.
+                body = _read_word_from("\n".join(lines).replace('"', '\\"').join('""'))
+                redirect.target.scripts.extend(body.scripts)
+        self._heredocs.clear()
+
+    def _read_word(self) -> Word:
+        word, self.index = _scan_word(self.text, self.index)
+        return word
+
+
+def _read_word_from(text: str) -> Word:
+    word, _ = _scan_word(text, 0)
+    return word
+
+
+def _scan_word(text: str, index: int) -> tuple[Word, int]:
+    """Given text and a start index, return the word there and the index after it."""
+    start = index
+    parts: list[str] = []
+    literal = True
+    scripts: list[str] = []
+    while index < len(text):
+        char = text[index]
+        if char in " \t\n;&|()<>":
+            break
+        if char == "\\":
+            if index + 1 < len(text) and text[index + 1] == "\n":
+                index += 2
+                continue
+            parts.append(text[index + 1 : index + 2])
+            index += 2
+        elif char == "'":
+            end = text.find("'", index + 1)
+            if end < 0:
+                raise ShellSyntaxUnknown("an unterminated single quote")
+            parts.append(text[index + 1 : end])
+            index = end + 1
+        elif char == '"':
+            index, text_part, is_literal = _scan_double_quoted(text, index + 1, scripts)
+            parts.append(text_part)
+            literal = literal and is_literal
+        elif char == "$":
+            index, is_literal, value = _scan_dollar(text, index, scripts)
+            literal = literal and is_literal
+            parts.append(value)
+        elif char == "`":
+            end = _find_backtick(text, index + 1)
+            scripts.append(text[index + 1 : end].replace("\\`", "`"))
+            literal = False
+            index = end + 1
+        else:
+            parts.append(char)
+            index += 1
+    raw = text[start:index]
+    return Word(raw=raw, literal="".join(parts) if literal else None, scripts=scripts), index
+
+
+def _scan_double_quoted(text: str, index: int, scripts: list[str]) -> tuple[int, str, bool]:
+    parts: list[str] = []
+    literal = True
+    while True:
+        if index >= len(text):
+            raise ShellSyntaxUnknown("an unterminated double quote")
+        char = text[index]
+        if char == '"':
+            return index + 1, "".join(parts), literal
+        if char == "\\" and index + 1 < len(text) and text[index + 1] in '$`"\\\n':
+            if text[index + 1] != "\n":
+                parts.append(text[index + 1])
+            index += 2
+        elif char == "$":
+            index, is_literal, value = _scan_dollar(text, index, scripts)
+            literal = literal and is_literal
+            parts.append(value)
+        elif char == "`":
+            end = _find_backtick(text, index + 1)
+            scripts.append(text[index + 1 : end].replace("\\`", "`"))
+            literal = False
+            index = end + 1
+        else:
+            parts.append(char)
+            index += 1
+
+
+def _scan_dollar(text: str, index: int, scripts: list[str]) -> tuple[int, bool, str]:
+    """Given text at a '$', return (index after the expansion, whether it was literal, its literal value)."""
+    following = text[index + 1 : index + 2]
+    if text.startswith("$((", index):
+        end = _find_closing(text, index + 3, "((", "))")
+        # Arithmetic runs no command, but $(...) inside it would.
+        inner = text[index + 3 : end]
+        scripts.extend(_read_word_from(inner.replace('"', "").join('""')).scripts)
+        return end + 2, False, ""
+    if following == "(":
+        end = _find_closing(text, index + 2, "(", ")")
+        scripts.append(text[index + 2 : end])
+        return end + 1, False, ""
+    if following == "{":
+        end = _find_closing(text, index + 2, "{", "}")
+        inner = text[index + 2 : end]
+        scripts.extend(_read_word_from(inner.replace('"', "").join('""')).scripts)
+        return end + 1, False, ""
+    if following == "'":
+        # bash's $'...': escapes we do not decode, so the value is not known literally.
+        end = text.find("'", index + 2)
+        if end < 0:
+            raise ShellSyntaxUnknown("an unterminated $'...'")
+        return end + 1, False, ""
+    if following and (following.isalnum() or following in "_@*#?$!-"):
+        if following.isalpha() or following == "_":
+            match = _NAME.match(text, index + 1)
+            assert match is not None
+            return match.end(), False, ""
+        return index + 2, False, ""
+    return index + 1, True, "$"
+
+
+def _find_closing(text: str, index: int, opening: str, closing: str) -> int:
+    """Given text just after an opening bracket, return the index of its matching closing bracket."""
+    depth = 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "'":
+            end = text.find("'", index + 1)
+            if end < 0:
+                break
+            index = end + 1
+            continue
+        if char == '"':
+            index, _, _ = _scan_double_quoted(text, index + 1, [])
+            continue
+        if char == "`":
+            index = _find_backtick(text, index + 1) + 1
+            continue
+        if text.startswith("$(", index) or (opening == "{" and text.startswith("${", index)):
+            inner_opening = "(" if text[index + 1] == "(" else "{"
+            index = _find_closing(text, index + 2, inner_opening, ")" if inner_opening == "(" else "}") + 1
+            continue
+        if text.startswith(closing, index):
+            depth -= 1
+            if depth == 0:
+                return index
+            index += len(closing)
+            continue
+        if text.startswith(opening, index):
+            depth += 1
+            index += len(opening)
+            continue
+        index += 1
+    raise ShellSyntaxUnknown(f"an unterminated {opening}")
+
+
+def _find_backtick(text: str, index: int) -> int:
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == "`":
+            return index
+        index += 1
+    raise ShellSyntaxUnknown("an unterminated backquote")
+
+
+# -- parsing into simple commands ----------------------------------------------------------------------
+
+
+def simple_commands(text: str) -> list[SimpleCommand]:
+    """Given shell text, return its simple commands (control words dropped); raise ShellSyntaxUnknown if it cannot."""
+    tokens = _Lexer(text).run()
+    commands: list[SimpleCommand] = []
+    current = SimpleCommand()
+    state = "command"  # command | for-name | for-words | case-word | case-in | case-pattern
+    for kind, value in tokens:
+        if kind == "op":
+            operator = str(value)
+            if state == "case-pattern":
+                if operator == ")":
+                    state = "command"
+                elif operator not in ("|", "(", "\n"):
+                    raise ShellSyntaxUnknown(f"{operator!r} in a case pattern")
+                continue
+            if state in ("for-words", "for-name") and operator in (";", "\n"):
+                state = "command"
+                continue
+            if state == "case-in" and operator == "\n":
+                continue
+            if operator == ";;":
+                _finish(current, commands)
+                current = SimpleCommand()
+                state = "case-pattern"
+                continue
+            if operator == "(" and current.words:
+                raise ShellSyntaxUnknown("a function definition")
+            _finish(current, commands)
+            current = SimpleCommand()
+            continue
+        if kind == "redirect":
+            assert isinstance(value, Redirect)
+            current.redirects.append(value)
+            continue
+        assert isinstance(value, Word)
+        word = value
+        if state == "for-name":
+            state = "for-in"
+            continue
+        if state == "for-in":
+            if word.literal != "in":
+                raise ShellSyntaxUnknown("a for loop without 'in'")
+            state = "for-words"
+            continue
+        if state == "for-words":
+            current.assignments.append(word)  # checked for substitutions only
+            continue
+        if state == "case-word":
+            current.assignments.append(word)
+            state = "case-in"
+            continue
+        if state == "case-in":
+            if word.literal != "in":
+                raise ShellSyntaxUnknown("a case without 'in'")
+            state = "case-pattern"
+            continue
+        if state == "case-pattern":
+            if word.literal == "esac":
+                state = "command"
+                continue
+            current.assignments.append(word)
+            continue
+        if not current.words:
+            if word.literal in _RESERVED:
+                continue
+            if word.literal == "for":
+                state = "for-name"
+                continue
+            if word.literal == "case":
+                state = "case-word"
+                continue
+            if _ASSIGNMENT.match(word.raw):
+                current.assignments.append(word)
+                continue
+        current.words.append(word)
+    if state not in ("command",):
+        raise ShellSyntaxUnknown(f"an unfinished {state.split('-')[0]} construct")
+    _finish(current, commands)
+    return commands
+
+
+def _finish(command: SimpleCommand, commands: list[SimpleCommand]) -> None:
+    if command.words or command.assignments or command.redirects:
+        commands.append(command)
