@@ -108,6 +108,10 @@ class SnapshotNotVerified(Refused):
     """The snapshot could not be created or verified complete; no change may run."""
 
 
+class SnapshotGone(Refused):
+    """The snapshot a rollback would rely on is no longer at the provider: the rollback needs a new one."""
+
+
 class ReceiptExpired(Refused):
     """The snapshot receipt is older than ``receipt_ttl`` or for another host."""
 

@@ -66,7 +66,7 @@ from opsguard.providers import capabilities
 from opsguard.providers.base import Provider
 from opsguard.receipt import SnapshotReceipt
 from opsguard.session import ChangeSession, ReadOnlySession, SessionCore, _session_key, core_of
-from opsguard.snapshotwait import ProgressCallback, poll_gap, take_snapshot, wait_for_snapshot
+from opsguard.snapshotwait import ProgressCallback, poll_gap, reuse_snapshot, take_snapshot, wait_for_snapshot
 
 __all__ = [
     "ChangeSession",
@@ -77,6 +77,7 @@ __all__ = [
     "poll_gap",
     "read_only_session",
     "resolve_address",
+    "rollback_guard",
     "snapshot_guard",
     "wait_for_snapshot",
 ]
@@ -212,10 +213,75 @@ def snapshot_guard(
     ``overwrite_snapshot``. Pass ``session`` (from ``read_only_session``) to reuse its connection.
     Errors raised after a mutating step started are "failed" or "outcome unknown", with the rollback point.
     """
-    from opsguard.commandline import validate_command_text
-
     loaded = _load(inventory)
     target = loaded.host(host) if isinstance(host, str) else host
+
+    def new_snapshot(run: _Run) -> SnapshotReceipt:
+        check_overwrite(target, run.ledger, overwrite_snapshot)
+        if run.connection is not None:
+            check_overwrite_on_host(target, read_change_record(run.connection, target.remote_state), overwrite_snapshot)
+        return take_snapshot(target, loaded.settings, run.api, run.ledger, run.run_id, on_progress=on_progress)
+
+    with _guarded(loaded, target, reason=reason, command=command, ssh=ssh, session=session,
+                  overwrite_snapshot=overwrite_snapshot, snapshot=new_snapshot) as change:
+        yield change
+
+
+@contextmanager
+def rollback_guard(
+    host: str | Host,
+    *,
+    rolled_back_run: str,
+    reason: str,
+    inventory: Inventory | str | Path | None = None,
+    command: str = "rollback",
+) -> Iterator[ChangeSession]:
+    """Given a host and the run R whose change is undone, yield a ChangeSession authorised by R's verified snapshot.
+
+    Guard rule 3d: while the provider still has R's snapshot (a single-slot provider: it is still the
+    instance's current snapshot and not expired; else: complete and tagged for this host and run R),
+    it is the rollback point of the rollback too, and NO new snapshot is taken (on a single-slot
+    provider a new one would destroy it). Everything else is the guard's as for a change: identity,
+    locks, host record, ledger. Raise SnapshotGone (exit 3, nothing changed) if R's snapshot is gone:
+    then a rollback is a normal guarded change (``snapshot_guard``).
+    """
+    loaded = _load(inventory)
+    target = loaded.host(host) if isinstance(host, str) else host
+
+    def reused_snapshot(run: _Run) -> SnapshotReceipt:
+        return reuse_snapshot(target, run.api, run.ledger, run.run_id, rolled_back_run)
+
+    with _guarded(loaded, target, reason=reason, command=command, ssh=True, session=None,
+                  overwrite_snapshot=False, snapshot=reused_snapshot) as change:
+        yield change
+
+
+@dataclass
+class _Run:
+    """What the snapshot step of a guarded run may use."""
+
+    api: Provider
+    ledger: Ledger
+    run_id: str
+    connection: HostConnection | None
+
+
+@contextmanager
+def _guarded(
+    loaded: Inventory,
+    target: Host,
+    *,
+    reason: str,
+    command: str,
+    ssh: bool,
+    session: ReadOnlySession | None,
+    overwrite_snapshot: bool,
+    snapshot: Callable[[_Run], SnapshotReceipt],
+) -> Iterator[ChangeSession]:
+    """The guard's acquisitions around a snapshot step (a new snapshot, or a rolled-back run's): see the module docstring."""
+    from opsguard.commandline import validate_command_text
+
+
     settings = loaded.settings
     instance = target.require_instance()
     validate_command_text(reason, what="--reason", allow_empty=True)
@@ -263,12 +329,8 @@ def snapshot_guard(
                 connection.after_reconnect(remote_lock.reacquire)
             else:
                 check_without_ssh(target, overwrite_snapshot)
-            check_overwrite(target, ledger, overwrite_snapshot)
-            keeps_record = False
-            if connection is not None:
-                check_overwrite_on_host(target, read_change_record(connection, target.remote_state), overwrite_snapshot)
-                keeps_record = _record_writable(target, connection)
-            receipt = take_snapshot(target, settings, api, ledger, run_id, on_progress=on_progress)
+            keeps_record = connection is not None and _record_writable(target, connection)
+            receipt = snapshot(_Run(api, ledger, run_id, connection))
             if connection is not None and keeps_record:
                 record = {"run_id": run_id, "snapshot_id": receipt.snapshot_id, "user": owner["user"],
                           "machine": owner["machine"], "since": owner["since"], "reason": reason, "command": command}

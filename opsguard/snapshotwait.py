@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from opsguard import ledger as events
 from opsguard.checks import explain_provider_error
 from opsguard.durations import format_duration
-from opsguard.errors import OpsguardError, ProviderError, ProviderUnreachable, SnapshotNotVerified
+from opsguard.errors import OpsguardError, ProviderError, ProviderUnreachable, SnapshotGone, SnapshotNotVerified
 from opsguard.inventory import Host, Settings
 from opsguard.ledger import Ledger
+from opsguard.providers import capabilities
 from opsguard.providers.base import Provider, SnapshotRequest
 from opsguard.receipt import SnapshotReceipt, issue_receipt
 
@@ -161,4 +162,59 @@ def take_snapshot(
         checks=verified.checks,
     )
     ledger.append(events.SNAPSHOT_VERIFIED, run_id=run_id, host=host.name, receipt=receipt.to_dict())
+    return receipt
+
+
+def reuse_snapshot(host: Host, provider: Provider, ledger: Ledger, run_id: str, rolled_back_run: str) -> SnapshotReceipt:
+    """Given the run R a rollback undoes, return a receipt for R's snapshot if the provider still has it; raise
+    SnapshotGone if not (guard rule 3d: the rollback then is a normal guarded change, with a new snapshot).
+
+    Still there means: a single-slot provider (Hostinger) still has it as the instance's current snapshot,
+    not expired; otherwise (Vultr) it exists, is complete, has a size and carries R's opsguard tag.
+    """
+    instance = host.require_instance()
+    verified = [record for record in ledger.records(host.name)
+                if record.get("event") == events.SNAPSHOT_VERIFIED and record.get("run_id") == rolled_back_run]
+    if not verified or not isinstance(verified[-1].get("receipt"), dict):
+        raise SnapshotGone(f"host {host.name}: this machine's ledger has no verified snapshot of run {rolled_back_run}")
+    original = verified[-1]["receipt"]
+    snapshot_id = str(original.get("snapshot_id"))
+    try:
+        if capabilities(host.provider).single_snapshot_slot:
+            current = provider.current_snapshot(instance)
+            now = datetime.now(UTC)
+            if current is None or current.snapshot_id != snapshot_id:
+                raise SnapshotGone(f"host {host.name}: run {rolled_back_run}'s snapshot {snapshot_id} is no longer the "
+                                   f"instance's snapshot (now {current.snapshot_id if current else 'none'})")
+            if current.expires_at is not None and current.expires_at <= now:
+                raise SnapshotGone(f"host {host.name}: run {rolled_back_run}'s snapshot {snapshot_id} expired at "
+                                   f"{current.expires_at.isoformat()}")
+            created_at, expires_at = current.created_at, current.expires_at
+            checks: tuple[str, ...] = (f"still the instance's current snapshot (run {rolled_back_run})", "not expired")
+        else:
+            details = provider.snapshot_details(instance, snapshot_id)
+            tag = str(original.get("tag") or f"opsguard:{host.name}:{instance}:{rolled_back_run}")
+            if details is None or details.status != "complete" or not details.size or tag not in (details.description or ""):
+                state = "gone" if details is None else f"{details.status!r}, size {details.size}, {details.description!r}"
+                raise SnapshotGone(f"host {host.name}: run {rolled_back_run}'s snapshot {snapshot_id} is not a complete "
+                                   f"snapshot tagged for it any more ({state})")
+            created_at, expires_at = details.created_at, None
+            checks = (f"complete, size {details.size}, tagged for run {rolled_back_run}",)
+    except ProviderError as error:
+        raise explain_provider_error(host, "checking the rolled-back run's snapshot", error) from error
+    receipt = issue_receipt(
+        host=host.name,
+        provider=host.provider,
+        instance=instance,
+        snapshot_id=snapshot_id,
+        tag=str(original.get("tag", "")),
+        run_id=run_id,
+        requested_at=datetime.now(UTC),
+        verified_at=datetime.now(UTC),
+        created_at=created_at,
+        expires_at=expires_at,
+        checks=checks,
+    )
+    ledger.append(events.SNAPSHOT_VERIFIED, run_id=run_id, host=host.name, receipt=receipt.to_dict(),
+                  reused_from=rolled_back_run)
     return receipt

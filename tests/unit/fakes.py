@@ -152,6 +152,7 @@ class FakeProvider:
     previous: SnapshotInfo | None = None
     min_poll_gap: float = 0.0  # not a real provider: no rate limit to respect
     completed_at: float | None = None
+    snapshots: dict[str, SnapshotInfo] = field(default_factory=dict)  # what the provider has now, by id
 
     def instance_facts(self, instance: str | int) -> InstanceFacts:
         if self.facts_error:
@@ -176,7 +177,19 @@ class FakeProvider:
     def verify_snapshot(self, request: SnapshotRequest) -> VerifiedSnapshot:
         if self.verify_error:
             raise SnapshotNotVerified(self.verify_error)
-        return VerifiedSnapshot(SnapshotInfo("snap-1", datetime.now(UTC), size=10), ("status complete",))
+        created = datetime.now(UTC)
+        expires = created + timedelta(days=20) if self.name != "vultr" else None
+        description = request.tag
+        self.snapshots["snap-1"] = SnapshotInfo("snap-1", created, expires_at=expires, size=10, status="complete",
+                                                description=description)
+        return VerifiedSnapshot(self.snapshots["snap-1"], ("status complete",))
+
+    def current_snapshot(self, instance: str | int) -> SnapshotInfo | None:
+        """The instance's one snapshot (a single-slot provider): the last one verified, unless a test replaced it."""
+        return next(reversed(self.snapshots.values()), None)
+
+    def snapshot_details(self, instance: str | int, snapshot_id: str) -> SnapshotInfo | None:
+        return self.snapshots.get(snapshot_id)
 
 
 @contextmanager
