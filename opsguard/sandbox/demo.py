@@ -22,7 +22,8 @@ from typing import Any
 
 from opsguard.ledger import Ledger
 from opsguard.output import is_terminal, paint
-from opsguard.sandbox.journal import is_mutating_call
+from opsguard.sandbox.hosts import read_sessions
+from opsguard.sandbox.journal import session_problem
 
 # What the demo changes in the default scenario, and why.
 DEMO_SCENARIO = {
@@ -139,16 +140,20 @@ class Demo:
             self.problems.append(f"{host}: a change step started before the snapshot was verified")
 
     def _show_journal(self, host: str) -> None:
-        journal = self.sandbox.base_dir / "hosts" / "hosts" / host / "journal.jsonl"
-        calls = [json.loads(line)["argv"] for line in journal.read_text().splitlines()] if journal.exists() else []
-        changed = [call for call in calls if is_mutating_call(call)]
-        print(f"{host}'s journal (every system command the host received): {len(calls)} calls")
-        for call in calls:
-            print(f"  {'CHANGE' if is_mutating_call(call) else 'read  '}  {' '.join(call)[:110]}")
+        # Every command line the host received (the session recorder's record, stubbed tools or not),
+        # judged by opsguard's read-only vocabulary: anything it does not know counts as a change.
+        root = self.sandbox.base_dir / "hosts" / "hosts" / host
+        writable = (str(root / "run" / "lock" / "opsguard"), str(root / "var" / "lib" / "opsguard"))
+        sessions = read_sessions(root / "sessions.log")
+        changed = [session.command for session in sessions if session_problem(session, writable=writable)]
+        print(f"{host}: every command line the host received: {len(sessions)}")
+        for session in sessions:
+            mark = "CHANGE" if session_problem(session, writable=writable) else "read  "
+            print(f"  {mark}  {' '.join(session.command.split())[:110]}")
         verdict = "nothing was changed" if not changed else f"{len(changed)} CHANGING COMMANDS"
         print(paint(f"{host}: {verdict}", "green" if not changed else "red"))
         if changed:
-            self.problems.append(f"{host}: refused, yet the journal holds {changed}")
+            self.problems.append(f"{host}: refused, yet the host received {changed}")
 
 
 def main() -> int:

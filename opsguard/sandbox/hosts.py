@@ -126,6 +126,19 @@ class SessionRecord:
         return self.command == SFTP_SERVER
 
 
+def read_sessions(path: Path) -> list[SessionRecord]:
+    """Given a host's session record (written by the session recorder), return its sessions, oldest first."""
+    if not path.exists():
+        return []
+    records = []
+    for entry in path.read_bytes().split(b"\0"):
+        if not entry.strip():
+            continue
+        stamp, pid, command = entry.lstrip(b"\n").split(b" ", 2)
+        records.append(SessionRecord(float(stamp), int(pid), command.decode("utf-8", errors="surrogateescape")))
+    return records
+
+
 @dataclass
 class SandboxHost:
     """One loopback sshd host."""
@@ -278,16 +291,7 @@ class SandboxHosts:
 
     def sessions(self, name: str) -> list[SessionRecord]:
         """Given a host name, return every SSH session it received (its full command line), oldest first."""
-        path = self.host(name).sessions_path
-        if not path.exists():
-            return []
-        records = []
-        for entry in path.read_bytes().split(b"\0"):
-            if not entry.strip():
-                continue
-            stamp, pid, command = entry.lstrip(b"\n").split(b" ", 2)
-            records.append(SessionRecord(float(stamp), int(pid), command.decode("utf-8", errors="surrogateescape")))
-        return records
+        return read_sessions(self.host(name).sessions_path)
 
     def set_responses(self, name: str, responses: Mapping[str, Any]) -> None:
         """Given a host name and {"rules": [...], "profile"?: ...}, make that host's stubs answer by those rules.
