@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import stat
@@ -22,7 +23,8 @@ def write_zip(path: Path, members: Mapping[str, str] = GOOD_MEMBERS, *, symlinks
     """Given a path, members {name: text} and symlinks {name: target}, write a zip (stored, not deflated); return the path."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, text in members.items():
-            archive.writestr(name, text)
+            # A fixed date: the same members give the same bytes (and sha256) whenever they are written.
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0)), text)
         for name, target in (symlinks or {}).items():
             info = zipfile.ZipInfo(name)
             info.create_system = 3  # unix: the mode in external_attr counts, as unzip reads it
@@ -41,7 +43,8 @@ def write_tar(
     fifos: tuple[str, ...] = (),
 ) -> Path:
     """Given a path, members, links and fifos, write a tar ("gz" or "" for plain); return the path."""
-    with tarfile.open(path, f"w:{compression}") as archive:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, text in members.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
@@ -57,6 +60,13 @@ def write_tar(
             info = tarfile.TarInfo(name)
             info.type = tarfile.FIFOTYPE
             archive.addfile(info)
+    data = buffer.getvalue()
+    if compression == "gz":
+        # mtime=0: the same members give the same bytes whenever they are written.
+        with path.open("wb") as target, gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0) as compressed:
+            compressed.write(data)
+    else:
+        path.write_bytes(data)
     return path
 
 
