@@ -15,9 +15,13 @@ The defaults keep a little state in <root>/stub-state/ (wiped by a reset), so a 
 what it did, as on a real host: ``pm2 stop`` leaves the app stopped in ``pm2 jlist`` (and its port
 refuses curl) until ``pm2 restart`` (which counts a restart); ``sequelize db:migrate`` applies the
 migration files of the backend it runs in, and ``db:migrate:status`` shows them up; ``systemctl
-reboot`` gives the host a new boot id; ``npm install`` / ``npm run build`` leave node_modules and the
+reboot`` gives the host a new boot id and boot time (``btime`` in <root>/proc/stat); ``npm install`` / ``npm run build`` leave node_modules and the
 build output behind. Containers, images and their digests are derived from the compose file (or the
-Zpro containers), so ``docker inspect`` / ``docker compose ps -q`` agree with each other.
+Zpro containers), so ``docker inspect`` / ``docker compose ps -q`` agree with each other. A test
+scripts a host's history through stub-state: "containers" ({name: {"Created", "StartedAt",
+"Image" (a reference), "Status", "Health", "RestartCount"}}), "pm2" ({name: [status, restarts,
+pm_uptime ms]}; a pm2 restart sets the uptime to now) and "whatsapps" ([[name, status, type]...],
+the rows psql answers for the Zpro channel table).
 
 A rule: {"prefix": [argv...]} and/or {"regex": "..."} (searched in the space-joined argv), an
 optional "times": N (the rule applies N times, then is skipped), and what to do: "write_file"
@@ -414,12 +418,30 @@ def options_and_words(args: list[str], with_value: tuple[str, ...] = ()) -> tupl
 
 
 def pm2_apps(call: Call) -> dict[str, list[Any]]:
-    """Return {app name: [status, restart count]} of the deploy user's pm2 apps, as the last call left them."""
-    apps: dict[str, list[Any]] = {name: ["online", 0] for name, *_ in PM2_APPS}
+    """Return {app name: [status, restart count, pm_uptime ms]} of the deploy user's pm2 apps, as the last call left them.
+
+    Apps nobody touched were started 30 s after the host booted (btime in <root>/proc/stat).
+    """
+    started = int((boot_time(call) + 30) * 1000)
+    apps: dict[str, list[Any]] = {name: ["online", 0, started] for name, *_ in PM2_APPS}
     saved = load_state(call, "pm2", {})
     if isinstance(saved, dict):
-        apps.update({name: list(value) for name, value in saved.items() if name in apps})
+        for name, value in saved.items():
+            if name in apps:
+                apps[name] = [*list(value)[:3], *apps[name][len(list(value)[:3]):]]
     return apps
+
+
+def boot_time(call: Call) -> float:
+    """Return the host's boot time (btime of <root>/proc/stat), else ten days ago."""
+    try:
+        with open(os.path.join(call.root, "proc", "stat"), encoding="utf-8") as source:
+            for line in source:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return time.time() - 10 * 86400
 
 
 def pm2_pid_file() -> str:
@@ -463,9 +485,10 @@ def pm2(call: Call) -> int:
             if action == "stop":
                 apps[name][0] = "stopped"
             elif action in ("restart", "reload"):
-                apps[name] = ["online", int(apps[name][1]) + 1]
+                apps[name] = ["online", int(apps[name][1]) + 1, int(time.time() * 1000)]
             elif action == "start":
                 apps[name][0] = "online"
+                apps[name][2] = int(time.time() * 1000)
             elif action == "delete":
                 apps[name][0] = "deleted"
         if action != "describe":
@@ -480,7 +503,7 @@ def pm2(call: Call) -> int:
 
 def pm2_process(call: Call, index: int, app: tuple[str, str, str, str], state: list[Any]) -> dict[str, Any]:
     name, port, directory, script = app
-    status, restarts = str(state[0]), int(state[1])
+    status, restarts, uptime = str(state[0]), int(state[1]), int(state[2])
     cwd = os.path.join(call.root, "home", "deployzdg", "zpro.io", directory)
     return {
         "pid": 4100 + index + 100 * restarts if status == "online" else 0,
@@ -492,7 +515,7 @@ def pm2_process(call: Call, index: int, app: tuple[str, str, str, str], state: l
             "status": status,
             "restart_time": restarts,
             "unstable_restarts": 0,
-            "pm_uptime": int((time.time() - 86400) * 1000),
+            "pm_uptime": uptime,
             "pm_cwd": cwd,
             "pm_exec_path": os.path.join(cwd, script),
             "exec_mode": "fork_mode",
@@ -708,6 +731,7 @@ def container_records(call: Call) -> list[dict[str, Any]]:
         {} if call.profile == "zpro" else {f"{project}-{service}-1": service for service, _ in compose_services(call)}
     )
     records = []
+    overrides = load_state(call, "containers", {})
     for index, (name, reference) in enumerate(containers(call)):
         labels: dict[str, str] = {}
         if name in services:
@@ -725,13 +749,37 @@ def container_records(call: Call) -> list[dict[str, Any]]:
         if has_healthcheck(reference):
             state["Health"] = {"Status": "healthy", "FailingStreak": 0}
         container_id = digest("container " + name)[7:]
-        records.append({
+        record = {
             "Id": container_id, "Created": "2024-11-25T02:59:58.000000000Z", "Path": "docker-entrypoint.sh",
             "Name": "/" + name, "RestartCount": 0, "Image": image_id(reference), "State": state,
             "Config": {"Hostname": container_id[:12], "Image": reference, "Labels": labels},
             "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}},
-        })  # fmt: skip
+        }  # fmt: skip
+        records.append(scripted_container(record, overrides.get(name) if isinstance(overrides, dict) else None))
     return records
+
+
+def scripted_container(record: dict[str, Any], changes: Any) -> dict[str, Any]:
+    """Given a container record and a test's changes from stub-state "containers", return the record changed."""
+    if not isinstance(changes, dict):
+        return record
+    if "Image" in changes:  # recreated from another image: new reference, new image id
+        record["Config"]["Image"] = str(changes["Image"])
+        record["Image"] = image_id(str(changes["Image"]))
+    for key in ("Created", "RestartCount"):
+        if key in changes:
+            record[key] = changes[key]
+    if "StartedAt" in changes:
+        record["State"]["StartedAt"] = changes["StartedAt"]
+    if "Status" in changes:
+        record["State"]["Status"] = changes["Status"]
+        record["State"]["Running"] = changes["Status"] == "running"
+    if "Health" in changes:
+        if changes["Health"] is None:
+            record["State"].pop("Health", None)
+        else:
+            record["State"]["Health"] = {"Status": changes["Health"], "FailingStreak": 0 if changes["Health"] == "healthy" else 3}
+    return record
 
 
 def image_records(call: Call) -> list[dict[str, Any]]:
@@ -925,6 +973,11 @@ def psql_answer(call: Call, args: list[str]) -> int:
     if query is None:
         return 0
     lowered = query.lower()
+    if '"whatsapps"' in lowered:
+        # The Zpro channel table: columns as the query names them (name, status, type), "|" between them.
+        rows = load_state(call, "whatsapps", [["Atendimento", "CONNECTED", "baileys"], ["Vendas", "CONNECTED", "baileys"]])
+        out("".join("|".join(str(value) for value in row) + "\n" for row in rows))
+        return 0
     if '"sequelizemeta"' in lowered:
         # The applied migrations, as the stateful npx sequelize db:migrate left them.
         applied = list(load_state(call, "migrations", list(MIGRATIONS)))
@@ -1240,6 +1293,10 @@ def systemctl(call: Call) -> int:
             hexits = os.urandom(16).hex()
             with open(boot_id, "w", encoding="utf-8") as target:
                 target.write(f"{hexits[:8]}-{hexits[8:12]}-{hexits[12:16]}-{hexits[16:20]}-{hexits[20:]}\n")
+        proc_stat = os.path.join(call.root, "proc", "stat")
+        if os.path.exists(proc_stat):
+            with open(proc_stat, "w", encoding="utf-8") as target:
+                target.write(f"btime {int(time.time())}\n")
     return 0
 
 
