@@ -31,6 +31,8 @@ from opsguard.plan import Plan
 from playbooks._shared import number_maximum
 
 PLAYBOOKS = ("update", "platform_upgrade", "stack_upgrade", "backup_check")
+# The read-only nightly commands read inventory vars too (their VARS, like a playbook's).
+CHECK_MODULES = ("opsguard.audit", "opsguard.health")
 UPGRADE = "upgrade"
 UPGRADE_BY_ROLE = {"zpro": "platform_upgrade", "integrations": "stack_upgrade"}
 # Options every playbook takes: the run timestamp names this run's backup and staging directories.
@@ -76,11 +78,14 @@ def playbook_name(module: ModuleType) -> str:
 
 
 def known_vars() -> dict[str, list[str]]:
-    """Return {var: [playbooks that read it]} over every playbook, for checking inventory vars."""
+    """Return {var: [playbooks and commands that read it]} over every playbook, audit and health, for checking inventory vars."""
     known: dict[str, list[str]] = {}
     for name in PLAYBOOKS:
         for var in load_playbook(name).VARS:
             known.setdefault(var, []).append(name)
+    for module_name in CHECK_MODULES:
+        for var in importlib.import_module(module_name).VARS:
+            known.setdefault(var, []).append(module_name.rsplit(".", 1)[-1])
     return known
 
 
