@@ -35,6 +35,11 @@ def describe(record: dict[str, Any]) -> str:
             return f"step failed its check: {record.get('step')} — {record.get('error', '')}"
         status = record.get("exit_status")
         return f"step {record.get('result')}: {record.get('step')}" + (f" (exit {status})" if status is not None else "")
+    if event == "audit":
+        return (f"audit: {record.get('state')}, {record.get('unguarded', 0)} change(s) without a snapshot "
+                f"from {record.get('since')} to {record.get('until')}")
+    if event == "health":
+        return f"health: {record.get('state')}"
     if event == "run-ended":
         step = f" at step {record['failed_step']!r}" if record.get("failed_step") else ""
         return f"ended: {record.get('outcome')}{step}" + (f" — {record['error']}" if record.get("error") else "")
