@@ -1281,6 +1281,9 @@ def systemctl(call: Call) -> int:
     elif action == "is-failed":
         out("active\n")
         return 1
+    elif action == "show":
+        # Every unit exists, is enabled and active, as on a stock host; one block per unit, blank line between.
+        out("\n".join(f"Id={unit}\nUnitFileState=enabled\nActiveState=active\n" for unit in words[1:]))
     elif action == "status":
         for unit in words[1:]:
             out(
