@@ -212,9 +212,7 @@ def probe_sections(settings: AuditParams, since: datetime) -> list[Section]:
                                             f"-newermt @{epoch} -printf '%T@ %y %p\\n' 2>/dev/null; true"))
     sections += [
         Section("apt_periodic", f"grep -rs 'APT::Periodic::' {quote(settings.apt_conf_dir)}; true"),
-        Section("apt_timers", " ".join(
-            f"printf '%s %s %s\\n' {unit} \"$(systemctl is-enabled {unit} 2>/dev/null)\" "
-            f"\"$(systemctl is-active {unit} 2>/dev/null)\";" for unit in APT_TIMERS)),
+        Section("apt_timers", f"systemctl show -p Id -p UnitFileState -p ActiveState {' '.join(APT_TIMERS)}"),
         Section("needrestart", f"if [ -d {quote(settings.needrestart_conf_dir)} ]; then "
                                f"grep -s 'nrconf{{restart}}' {quote(settings.needrestart_conf_dir + '/needrestart.conf')} "
                                f"{quote(settings.needrestart_conf_dir)}/conf.d/*.conf; true; else echo OPSGUARD_NO_NEEDRESTART; fi"),
@@ -351,6 +349,21 @@ def parse_changed_files(text: str) -> tuple[list[ChangedFile], dict[datetime, in
             continue
         files.append(ChangedFile(moment, parts[1], parts[2]))
     return files, minutes
+
+
+def parse_units(text: str) -> dict[str, dict[str, str]]:
+    """Given ``systemctl show -p Id -p ...`` output (one block per unit), return {unit: {property: value}}."""
+    units: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if current.get("Id"):
+                units[current["Id"]] = current
+            current = {}
+            continue
+        key, _, value = line.partition("=")
+        current[key.strip()] = value.strip()
+    return units
 
 
 def parse_settings(text: str, name: str) -> list[tuple[str, str]]:
@@ -675,11 +688,8 @@ def settings_results(host: Host, settings: AuditParams, sections: Mapping[str, S
             results.append(CheckResult("unattended_upgrades", OK, "unattended-upgrades is off", {"value": values[-1][1] if values else None}))
     timers = sections.get("apt_timers")
     if timers is not None:
-        running = []
-        for line in timers.text.splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] in APT_TIMERS and ("enabled" in parts[1:] or "active" in parts[1:]):
-                running.append(parts[0])
+        running = [unit for unit, state in parse_units(timers.text).items()
+                   if unit in APT_TIMERS and (state.get("UnitFileState") == "enabled" or state.get("ActiveState") == "active")]
         if running:
             fix = exec_fix(host, "systemctl", "disable", "--now", *running)
             results.append(CheckResult("apt_timers", WARNING, f"{', '.join(running)} enabled or active: apt runs on its own "

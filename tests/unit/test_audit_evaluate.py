@@ -155,7 +155,8 @@ def warnings(outcome: audit.AuditOutcome) -> dict[str, str]:
 def test_audit_warns_about_settings_with_the_command_that_turns_each_off() -> None:
     outcome = judged(
         apt_periodic='/etc/apt/apt.conf.d/20auto-upgrades:APT::Periodic::Unattended-Upgrade "1";',
-        apt_timers="apt-daily.timer enabled active\napt-daily-upgrade.timer enabled active\n",
+        apt_timers=("Id=apt-daily.timer\nUnitFileState=enabled\nActiveState=active\n\n"
+                    "Id=apt-daily-upgrade.timer\nUnitFileState=enabled\nActiveState=active\n"),
         needrestart="/etc/needrestart/needrestart.conf:#$nrconf{restart} = 'i';",
         os_release='ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu 24.04.1 LTS"\n',
     )
@@ -174,7 +175,8 @@ def test_audit_settings_ok_when_turned_off_by_a_later_file() -> None:
     outcome = judged(
         apt_periodic=('/etc/apt/apt.conf.d/20auto-upgrades:APT::Periodic::Unattended-Upgrade "1";\n'
                       '/etc/apt/apt.conf.d/99opsguard:APT::Periodic::Unattended-Upgrade "0";\n'),
-        apt_timers="apt-daily.timer disabled inactive\napt-daily-upgrade.timer masked inactive\n",
+        apt_timers=("Id=apt-daily.timer\nUnitFileState=disabled\nActiveState=inactive\n\n"
+                    "Id=apt-daily-upgrade.timer\nUnitFileState=\nActiveState=inactive\n"),  # the second one is not installed
         needrestart="/etc/needrestart/conf.d/90-opsguard.conf:$nrconf{restart} = \"l\";",
         os_release="ID=ubuntu\nVERSION_ID=\"24.04\"\n",
     )
