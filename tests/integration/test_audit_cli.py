@@ -162,3 +162,34 @@ def test_read_history_reads_guarded_runs_over_a_read_only_session(world: Nightly
         entries = read_history(session, inventory.host("chat").remote_state, now - timedelta(hours=26))
     assert [entry["run_id"] for entry in entries] == ["open-run"]
     assert world.assert_read_only_since(before) == 1
+
+
+def test_audit_escapes_control_characters_of_a_hostile_file_name(world: NightlyWorld) -> None:
+    app = Path(world.hosts.host_vars("chat")["app_dir"]).relative_to(world.root("chat"))
+    at = datetime.now(UTC) - timedelta(hours=1)
+    world.touch("chat", f"{app}/backend/.env", at)
+    hostile = world.touch("chat", f"{app}/evil\x1b[2J\x1b]0;owned\x07.js", at)
+    os.utime(hostile.parent, ((at - timedelta(days=9)).timestamp(),) * 2)
+    result = world.cli("audit", "chat")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    [line] = problem_lines(result.stderr)
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07.js" in line
+
+
+def test_audit_pings_start_then_exit_code_and_posts_the_report(world: NightlyWorld) -> None:
+    from tests.integration.backup_check_support import Receiver
+
+    world.add_apt_run("chat2", datetime.now(UTC) - timedelta(hours=2), UNATTENDED, 1)
+    receiver = Receiver()
+    try:
+        result = world.cli("audit", "--ping-url", f"{receiver.url}/ping/audit-1", "--webhook", f"{receiver.url}/hook")
+    finally:
+        receiver.stop()
+    assert result.exit_code == 1
+    assert receiver.paths() == ["/ping/audit-1/start", "/ping/audit-1/1", "/hook"]
+    body = receiver.requests[1].body.decode()
+    assert body.startswith("audit: 3 hosts: 1 failed, 2 warning; exit 1")
+    assert "chat2: " in body and "apt upgraded 1 package (unattended-upgrades) — no snapshot" in body
+    report = json.loads(receiver.requests[2].body)
+    assert (receiver.requests[2].content_type, report["command"], report["exit_code"]) == ("application/json", "audit", 1)
