@@ -215,7 +215,8 @@ def probe_sections(settings: HealthParams) -> list[Section]:
         Section("clock", CLOCK),
         Section("disk", f"df --output=pcent,ipcent,target {disks}"),
         Section("memory", "free -b"),
-        Section("security", "apt-get -s -o Debug::NoLocking=1 upgrade"),
+        # -s: simulate; no lock taken, and no binary package cache written to /var/cache/apt either.
+        Section("security", "apt-get -s -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= upgrade"),
         Section("reboot", f"if [ -e {reboot} ]; then echo required; cat {quote(settings.reboot_required_file + '.pkgs')} "
                           "2>/dev/null; true; else echo not-required; fi"),
         Section("containers", containers_probe()),
