@@ -45,12 +45,17 @@ config         78    inventory (no ``instance``, no backups policy), missing or 
 error          70    an unexpected error (a bug) while reading this host; the others still report
 =============  ====  ============================================================================
 
-JSON report (``--json``; version 1 — fields are only ever added, never renamed or removed)
+JSON report (``--json``; version 2 — fields are only ever added, never renamed or removed)
 -----------------------------------------------------------------------------------------
+Version 2 is the document all of opsguard's read-only commands share (opsguard/report.py): it
+adds ``command`` and, per host, ``state`` (ok | warning | failed | unknown) and ``checks`` (one
+record per check: ``check``, ``state``, ``message``, ``facts``) to every field of version 1,
+which keep their names and meanings. Only ``version`` changed value (1 -> 2).
 ::
 
     {
-      "version": 1,
+      "version": 2,
+      "command": "backup-check",
       "checked_at": "2026-11-28T03:00:00Z",      # UTC, the "now" ages are measured against
       "exit_code": 1,                            # what the command exits with
       "hosts": [                                 # in inventory (or argument) order
@@ -74,7 +79,11 @@ JSON report (``--json``; version 1 — fields are only ever added, never renamed
           "snapshot": {                          # Hostinger's current snapshot; null when none / Vultr
             "id": "8812", "created_at": "...Z", "expires_at": "...Z",
             "expires_in_seconds": 172800.0       # negative once expired; null without expires_at
-          }
+          },
+          "state": "failed",                     # version 2: ok | warning | failed | unknown
+          "checks": [                            # version 2: provider, auto_backups, schedule, backups, snapshot
+            {"check": "backups", "state": "failed", "message": "newest backup is 31h old ...", "facts": {...}}
+          ]
         }
       ]
     }
@@ -86,8 +95,6 @@ No token ever appears in a report: messages are built from provider answers and 
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,15 +109,31 @@ from opsguard.errors import (
     EXIT_UNKNOWN,
     ConfigError,
     OpsguardError,
-    OutcomeUnknown,
     ProviderError,
     ReadOnlyViolation,
     worst_exit_code,
 )
 from opsguard.inventory import Host
+from opsguard.nightly import CommandRunning
+from opsguard.parallel import HostJob, run_bounded
 from opsguard.providers.base import BackupInfo, BackupSchedule, InstanceFacts, Provider, SnapshotInfo
+from opsguard.report import (
+    FAILED,
+    OK,
+    UNKNOWN,
+    WARNING,
+    CheckResult,
+    HostResult,
+    Report,
+    report_document,
+    report_schema,
+)
+from opsguard.report import REPORT_VERSION as REPORT_VERSION  # the version of the --json document
+from opsguard.report import iso as _report_iso
+from opsguard.report import problem_lines as _report_problem_lines
+from opsguard.report import render_table as _report_table
+from opsguard.report import summary_line as _report_summary
 
-REPORT_VERSION = 1
 SNAPSHOT_WARN_SECONDS = 3 * 86400.0  # a Hostinger snapshot expiring sooner than this -> warning
 FUTURE_TOLERANCE_SECONDS = 300.0  # clock skew allowed before a backup "from the future" is reported
 DEFAULT_DEADLINE_SECONDS = 120.0
@@ -148,20 +171,33 @@ _FACT_ACTIONS = {
 }
 
 
-class BackupCheckRunning(OutcomeUnknown):
-    """Another backup-check holds the run lock: this run checked nothing. Exit 4."""
+# Another backup-check holds the run lock: this run checked nothing. Exit 4 (every read-only command has one).
+BackupCheckRunning = CommandRunning
+
+
+# A problem's status kind -> the state of its check in the shared report model.
+KIND_STATES: Mapping[str, str] = {
+    "stale": FAILED, "missing": FAILED, "unreachable": UNKNOWN, "config": UNKNOWN, "error": UNKNOWN, "warn": WARNING,
+}
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a host is not ok: its status kind, a one-line message (no host prefix), exit code."""
+    """One reason a host is not ok: its status kind, a one-line message (no host prefix), exit code, and the
+    check it belongs to (``provider`` for a read that failed)."""
 
     kind: str
     message: str
+    check: str = "provider"
 
     @property
     def exit_code(self) -> int:
         return STATUS_EXIT_CODES[self.kind]
+
+    def result(self, facts: Mapping[str, Any] | None = None) -> CheckResult:
+        """Return this problem as a check result of the shared report model."""
+        override = self.exit_code if self.kind in ("config", "error") else None
+        return CheckResult(self.check, KIND_STATES[self.kind], self.message, facts or {}, exit_code=override)
 
 
 @dataclass(frozen=True)
@@ -194,6 +230,7 @@ class HostReport:
     expected_schedule: str | None
     snapshot: SnapshotInfo | None
     snapshot_expires_in_seconds: float | None
+    checks: tuple[CheckResult, ...] = ()  # the same verdict, check by check (the shared report model)
 
     @property
     def ok(self) -> bool:
@@ -271,71 +308,6 @@ def problem_from_error(error: BaseException, action: str | None = None) -> Probl
     if isinstance(error, OSError):  # includes requests' exceptions and socket timeouts
         return Problem("unreachable", f"{prefix}{type(error).__name__}: {error}")
     return Problem("error", f"{prefix}internal error: {type(error).__name__}: {error}")
-
-
-@dataclass(frozen=True)
-class HostJob:
-    """The reads of one host: (key, call) pairs, run in parallel with each other."""
-
-    host: str
-    reads: tuple[tuple[tuple[str, str], Callable[[], Any]], ...]
-
-
-def run_bounded(jobs: Sequence[HostJob], workers: int, timeout: float) -> dict[tuple[str, str], tuple[bool, Any]]:
-    """Given host jobs, how many hosts to work on at once and a timeout in seconds, run every read
-    on daemon threads and return {key: (succeeded, value or exception)} for the reads that
-    finished in time. At most ``workers`` hosts are in progress at once; a host's reads run in
-    parallel, so at most ``workers`` x (reads per host) requests are in flight.
-
-    Daemon threads on purpose: a call stuck past the deadline is abandoned and cannot keep the
-    process alive (a ThreadPoolExecutor would be joined at exit and could hang the run).
-    """
-    results: dict[tuple[str, str], tuple[bool, Any]] = {}
-    total = sum(len(job.reads) for job in jobs)
-    if total == 0:
-        return results
-    pending: queue.SimpleQueue[HostJob] = queue.SimpleQueue()
-    for job in jobs:
-        pending.put(job)
-    lock = threading.Lock()
-    done = threading.Event()
-    stop = threading.Event()
-
-    def read(key: tuple[str, str], call: Callable[[], Any]) -> None:
-        try:
-            outcome: tuple[bool, Any] = (True, call())
-        except BaseException as error:  # every failure becomes a problem of its host
-            outcome = (False, error)
-        with lock:
-            if not stop.is_set():
-                results[key] = outcome
-                if len(results) == total:
-                    done.set()
-
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                job = pending.get_nowait()
-            except queue.Empty:
-                return
-            if not job.reads:
-                continue
-            helpers = [
-                threading.Thread(target=read, args=item, name=f"backup-check-{job.host}", daemon=True)
-                for item in job.reads[1:]
-            ]
-            for helper in helpers:
-                helper.start()
-            read(*job.reads[0])
-            for helper in helpers:
-                helper.join()
-
-    for number in range(max(1, min(workers, len(jobs)))):
-        threading.Thread(target=worker, name=f"backup-check-worker-{number}", daemon=True).start()
-    done.wait(timeout)
-    with lock:
-        stop.set()  # late answers are dropped: the report must not change after the deadline
-        return dict(results)
 
 
 def gather_facts(
@@ -441,46 +413,60 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def evaluate_host(facts: HostFacts, now: datetime) -> HostReport:
-    """Given a host's facts and the time of the check, return its HostReport (pure: no I/O)."""
+    """Given a host's facts and the time of the check, return its HostReport (pure: no I/O).
+
+    Every problem and warning is also a check result (``HostReport.checks``), next to the ok results
+    of the checks that passed, in the order they were judged.
+    """
     host = facts.host
     now = _utc(now) or now
     problems: list[Problem] = list(facts.errors)
     warnings: list[str] = []
+    results: list[CheckResult] = [problem.result() for problem in facts.errors]
     policy = host.backups
     values = facts.values
+
+    def fail(problem: Problem, **check_facts: Any) -> None:
+        problems.append(problem)
+        results.append(problem.result(check_facts))
+
+    def warn(check: str, message: str, **check_facts: Any) -> None:
+        warnings.append(message)
+        results.append(CheckResult(check, WARNING, message, check_facts))
 
     backups_enabled: bool | None = None
     if "instance" in values:
         instance_facts: InstanceFacts = values["instance"]
         backups_enabled = instance_facts.backups_enabled
         if backups_enabled is False:
-            problems.append(
-                Problem("missing", "automatic backups are off: 'auto_backups' is not in the instance features")
-            )
+            fail(Problem("missing", "automatic backups are off: 'auto_backups' is not in the instance features",
+                         "auto_backups"), enabled=False)
         elif backups_enabled is None:
             # Not "off", not "on": the outcome is unknown (exit 4), never a pass. Vultr answers a
             # locked instance (e.g. while a backup runs) with HTTP 500 and no features.
             why = (
                 "the instance is locked by another provider action" if instance_facts.locked else "the API does not say"
             )
-            problems.append(
-                Problem("unreachable", f"cannot tell whether automatic backups are on: {why}; try again later")
-            )
+            fail(Problem("unreachable", f"cannot tell whether automatic backups are on: {why}; try again later",
+                         "auto_backups"), enabled=None)
+        else:
+            results.append(CheckResult("auto_backups", OK, "automatic backups are on", {"enabled": True}))
 
     schedule: BackupSchedule | None = values.get("schedule")
     if "schedule" in values and policy is not None:
+        expected = {"expected": policy.schedule}
         if schedule is None:
-            problems.append(Problem("missing", "the provider returned no backup schedule"))
+            fail(Problem("missing", "the provider returned no backup schedule", "schedule"), **expected)
         elif not schedule.enabled:
-            problems.append(Problem("missing", f"backup schedule is disabled (inventory expects {policy.schedule})"))
+            fail(Problem("missing", f"backup schedule is disabled (inventory expects {policy.schedule})", "schedule"),
+                 enabled=False, type=schedule.kind, **expected)
         elif schedule.kind not in ACCEPTED_SCHEDULES.get(policy.schedule, frozenset()):
             note = " (runs every other day)" if (schedule.kind or "").startswith("daily_alt") else ""
-            problems.append(
-                Problem(
-                    "missing",
-                    f"backup schedule is {schedule.kind or 'unknown'}{note}, inventory expects {policy.schedule}",
-                )
-            )
+            fail(Problem("missing", f"backup schedule is {schedule.kind or 'unknown'}{note}, inventory expects {policy.schedule}",
+                         "schedule"), enabled=True, type=schedule.kind, **expected)
+        else:
+            results.append(CheckResult("schedule", OK, f"backup schedule is {schedule.kind} (inventory expects {policy.schedule})",
+                                       {"enabled": True, "type": schedule.kind, **expected}))
 
     newest_at: datetime | None = None
     newest_age: float | None = None
@@ -490,43 +476,44 @@ def evaluate_host(facts: HostFacts, now: datetime) -> HostReport:
         complete = [backup for backup in listed if backup.complete]
         count = len(complete)
         dated = [moment for moment in (_utc(backup.created_at) for backup in complete) if moment is not None]
+        counted = {"count": count, "max_age_seconds": policy.max_age}
         if not complete:
             pending = len(listed) - len(complete)
             detail = f" ({pending} not complete yet)" if pending else ""
-            problems.append(Problem("missing", f"no complete backup found{detail}"))
+            fail(Problem("missing", f"no complete backup found{detail}", "backups"), **counted)
         elif not dated:
-            problems.append(
-                Problem("stale", f"{count} backups but none has a creation date: cannot tell how old they are")
-            )
+            fail(Problem("stale", f"{count} backups but none has a creation date: cannot tell how old they are", "backups"),
+                 **counted)
         else:
             newest_at = max(dated)
             newest_age = (now - newest_at).total_seconds()
+            dated_facts = {**counted, "newest_at": iso(newest_at), "newest_age_seconds": newest_age}
             if newest_age > policy.max_age:
-                problems.append(
-                    Problem(
-                        "stale",
-                        f"newest backup is {format_duration(newest_age)} old (max {policy.max_age_text}), "
-                        f"taken {iso(newest_at)}",
-                    )
-                )
+                fail(Problem("stale", f"newest backup is {format_duration(newest_age)} old (max {policy.max_age_text}), "
+                             f"taken {iso(newest_at)}", "backups"), **dated_facts)
             elif newest_age < -FUTURE_TOLERANCE_SECONDS:
-                warnings.append(f"newest backup is dated {format_duration(-newest_age)} in the future (clock skew?)")
+                warn("backups", f"newest backup is dated {format_duration(-newest_age)} in the future (clock skew?)",
+                     **dated_facts)
+            else:
+                results.append(CheckResult("backups", OK, f"newest backup is {format_duration(max(0.0, newest_age))} old "
+                                           f"(max {policy.max_age_text}), {count} complete", dated_facts))
 
     snapshot: SnapshotInfo | None = values.get("snapshot")
     expires_in: float | None = None
-    if snapshot is not None and snapshot.expires_at is not None:
+    if snapshot is not None:
         expires_at = _utc(snapshot.expires_at)
-        assert expires_at is not None
-        expires_in = (expires_at - now).total_seconds()
-        if expires_in <= 0:
-            warnings.append(
-                f"current snapshot {snapshot.snapshot_id} expired {iso(expires_at)} (a warning, not a failure)"
-            )
-        elif expires_in <= SNAPSHOT_WARN_SECONDS:
-            warnings.append(
-                f"current snapshot {snapshot.snapshot_id} expires in {format_duration(expires_in)} "
-                f"at {iso(expires_at)} (a warning, not a failure)"
-            )
+        snapshot_facts = {"id": snapshot.snapshot_id, "expires_at": iso(expires_at)}
+        if expires_at is not None:
+            expires_in = (expires_at - now).total_seconds()
+        if expires_in is not None and expires_in <= 0:
+            warn("snapshot", f"current snapshot {snapshot.snapshot_id} expired {iso(expires_at)} (a warning, not a failure)",
+                 **snapshot_facts)
+        elif expires_in is not None and expires_in <= SNAPSHOT_WARN_SECONDS:
+            warn("snapshot", f"current snapshot {snapshot.snapshot_id} expires in {format_duration(expires_in)} "
+                 f"at {iso(expires_at)} (a warning, not a failure)", **snapshot_facts)
+        else:
+            when = f"expires {iso(expires_at)}" if expires_at is not None else "has no expiry date"
+            results.append(CheckResult("snapshot", OK, f"current snapshot {snapshot.snapshot_id} {when}", snapshot_facts))
 
     exit_code = worst_exit_code([problem.exit_code for problem in problems])
     if problems:
@@ -552,6 +539,7 @@ def evaluate_host(facts: HostFacts, now: datetime) -> HostReport:
         expected_schedule=policy.schedule if policy else None,
         snapshot=snapshot,
         snapshot_expires_in_seconds=expires_in,
+        checks=tuple(results),
     )
 
 
@@ -583,12 +571,11 @@ def _now() -> datetime:
 
 def iso(moment: datetime | None) -> str | None:
     """Given a datetime (naive = UTC), return it as "YYYY-MM-DDTHH:MM:SSZ", or None."""
-    moment = _utc(moment)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return _report_iso(moment)
 
 
 def host_to_json(report: HostReport) -> dict[str, Any]:
-    """Given a HostReport, return its JSON record (see the module docstring)."""
+    """Given a HostReport, return its backup-check fields (version 1's host record; see the module docstring)."""
     schedule = None
     if report.schedule is not None:
         schedule = {
@@ -627,14 +614,20 @@ def _rounded(seconds: float | None) -> float | None:
     return round(seconds, 1) if seconds is not None else None
 
 
+def host_result(report: HostReport) -> HostResult:
+    """Given a HostReport, return it in the shared report model (its status word and version-1 fields kept)."""
+    return HostResult(host=report.host, checks=report.checks, status=report.status, details=host_to_json(report))
+
+
+def to_report(report: BackupReport) -> Report:
+    """Given a BackupReport, return it in the shared report model (what every output is made from)."""
+    return Report(command="backup-check", checked_at=report.checked_at,
+                  hosts=tuple(host_result(host) for host in report.hosts))
+
+
 def report_to_json(report: BackupReport) -> dict[str, Any]:
-    """Given a BackupReport, return the version-1 JSON document (see the module docstring)."""
-    return {
-        "version": REPORT_VERSION,
-        "checked_at": iso(report.checked_at),
-        "exit_code": report.exit_code,
-        "hosts": [host_to_json(host) for host in report.hosts],
-    }
+    """Given a BackupReport, return the version-2 JSON document (see the module docstring)."""
+    return report_document(to_report(report))
 
 
 def problem_lines(report: BackupReport) -> list[str]:
@@ -643,60 +636,47 @@ def problem_lines(report: BackupReport) -> list[str]:
     e.g. ``chat: newest backup is 31h old (max 26h), taken 2026-11-26T20:00:00Z``,
     ``chat2: warning: current snapshot 8812 expires in 2d ... (a warning, not a failure)``.
     """
-    lines: list[str] = []
-    for host in report.hosts:
-        lines.extend(f"{host.host}: {message}" for message in host.problems)
-        lines.extend(f"{host.host}: warning: {message}" for message in host.warnings)
-    return lines
+    return _report_problem_lines(to_report(report))
+
+
+def _age_cell(host: HostReport) -> str:
+    age = format_duration(host.newest_backup_age_seconds) if host.newest_backup_age_seconds is not None else "-"
+    if host.newest_backup_age_seconds is not None and host.newest_backup_age_seconds < 0:
+        age = "future"
+    if host.max_age_seconds is not None and host.newest_backup_age_seconds is not None:
+        age += f" / {format_duration(host.max_age_seconds)}"
+    return age
+
+
+def _schedule_cell(host: HostReport) -> str:
+    if host.schedule is None:
+        return "-"
+    return (host.schedule.kind or "unknown") if host.schedule.enabled else "disabled"
+
+
+def _expiry_cell(host: HostReport) -> str:
+    if host.snapshot_expires_in_seconds is not None:
+        seconds = host.snapshot_expires_in_seconds
+        return f"in {format_duration(seconds)}" if seconds > 0 else "expired"
+    return "unknown" if host.snapshot is not None else "-"
 
 
 def render_table(report: BackupReport) -> str:
     """Given a report, return the terminal table: one row per host, the reasons in the last column."""
-    from opsguard.output import table
-
-    rows: list[list[str]] = []
-    for host in report.hosts:
-        age = format_duration(host.newest_backup_age_seconds) if host.newest_backup_age_seconds is not None else "-"
-        if host.newest_backup_age_seconds is not None and host.newest_backup_age_seconds < 0:
-            age = "future"
-        if host.max_age_seconds is not None and host.newest_backup_age_seconds is not None:
-            age += f" / {format_duration(host.max_age_seconds)}"
-        schedule = "-"
-        if host.schedule is not None:
-            schedule = (host.schedule.kind or "unknown") if host.schedule.enabled else "disabled"
-        expiry = "-"
-        if host.snapshot_expires_in_seconds is not None:
-            seconds = host.snapshot_expires_in_seconds
-            expiry = f"in {format_duration(seconds)}" if seconds > 0 else "expired"
-        elif host.snapshot is not None:
-            expiry = "unknown"
-        reasons = [*host.problems, *(f"warning: {message}" for message in host.warnings)]
-        rows.append(
-            [
-                host.host,
-                host.provider,
-                age,
-                str(host.backup_count) if host.backup_count is not None else "-",
-                schedule,
-                expiry,
-                host.status.upper() if host.status != "ok" else "ok",
-                "; ".join(reasons) or "-",
-            ]
-        )
-    return table(
-        rows, ["HOST", "PROVIDER", "NEWEST / MAX", "COUNT", "SCHEDULE", "SNAPSHOT EXPIRES", "STATUS", "REASON"]
-    )
+    by_name = {host.host: host for host in report.hosts}
+    columns = [
+        ("PROVIDER", lambda result: by_name[result.host].provider),
+        ("NEWEST / MAX", lambda result: _age_cell(by_name[result.host])),
+        ("COUNT", lambda result: str(by_name[result.host].backup_count) if by_name[result.host].backup_count is not None else "-"),
+        ("SCHEDULE", lambda result: _schedule_cell(by_name[result.host])),
+        ("SNAPSHOT EXPIRES", lambda result: _expiry_cell(by_name[result.host])),
+    ]
+    return _report_table(to_report(report), columns)
 
 
 def summary_line(report: BackupReport) -> str:
-    """Given a report, return one line such as "3 hosts: 2 ok, 1 stale" (for health pings)."""
-    counts: dict[str, int] = {}
-    for host in report.hosts:
-        counts[host.status] = counts.get(host.status, 0) + 1
-    parts = ", ".join(
-        f"{number} {status}" for status, number in sorted(counts.items(), key=lambda item: -_STATUS_RANK[item[0]])
-    )
-    return f"backup-check: {len(report.hosts)} hosts: {parts or 'none'}; exit {report.exit_code}"
+    """Given a report, return one line such as "backup-check: 3 hosts: 1 stale, 2 ok; exit 1" (for health pings)."""
+    return _report_summary(to_report(report), _STATUS_RANK)
 
 
 def hosts_to_check(all_hosts: Mapping[str, Host], names: Iterable[str], lookup: Callable[[str], Host]) -> list[Host]:
@@ -711,80 +691,57 @@ def hosts_to_check(all_hosts: Mapping[str, Host], names: Iterable[str], lookup: 
 
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
-REPORT_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "opsguard backup-check report",
-    "type": "object",
-    "required": ["version", "checked_at", "exit_code", "hosts"],
-    "properties": {
-        "version": {"const": REPORT_VERSION},
-        "checked_at": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"},
-        "exit_code": {"enum": [0, 1, 4, 78, 70]},
-        "hosts": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": [
-                    "host",
-                    "provider",
-                    "instance",
-                    "status",
-                    "exit_code",
-                    "problems",
-                    "warnings",
-                    "max_age_seconds",
-                    "backups_enabled",
-                    "newest_backup_at",
-                    "newest_backup_age_seconds",
-                    "backup_count",
-                    "schedule",
-                    "snapshot",
-                ],
-                "properties": {
-                    "host": {"type": "string"},
-                    "provider": {"enum": ["vultr", "hostinger"]},
-                    "instance": {"type": ["string", "integer", "null"]},
-                    "status": {"enum": list(STATUS_EXIT_CODES)},
-                    "exit_code": {"enum": [0, 1, 4, 78, 70]},
-                    "problems": {"type": "array", "items": {"type": "string"}},
-                    "warnings": {"type": "array", "items": {"type": "string"}},
-                    "max_age_seconds": _NULLABLE_NUMBER,
-                    "backups_enabled": {"type": ["boolean", "null"]},
-                    "newest_backup_at": {"type": ["string", "null"]},
-                    "newest_backup_age_seconds": _NULLABLE_NUMBER,
-                    "backup_count": {"type": ["integer", "null"], "minimum": 0},
-                    "schedule": {
-                        "oneOf": [
-                            {"type": "null"},
-                            {
-                                "type": "object",
-                                "required": ["enabled", "type", "expected", "next_run"],
-                                "properties": {
-                                    "enabled": {"type": "boolean"},
-                                    "type": {"type": ["string", "null"]},
-                                    "expected": {"type": ["string", "null"]},
-                                    "next_run": {"type": ["string", "null"]},
-                                },
-                            },
-                        ]
-                    },
-                    "snapshot": {
-                        "oneOf": [
-                            {"type": "null"},
-                            {
-                                "type": "object",
-                                "required": ["id", "created_at", "expires_at", "expires_in_seconds"],
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "created_at": {"type": ["string", "null"]},
-                                    "expires_at": {"type": ["string", "null"]},
-                                    "expires_in_seconds": _NULLABLE_NUMBER,
-                                },
-                            },
-                        ]
+REPORT_SCHEMA: dict[str, Any] = report_schema(
+    "opsguard backup-check report",
+    statuses=list(STATUS_EXIT_CODES),
+    host_required=[
+        "provider",
+        "instance",
+        "max_age_seconds",
+        "backups_enabled",
+        "newest_backup_at",
+        "newest_backup_age_seconds",
+        "backup_count",
+        "schedule",
+        "snapshot",
+    ],
+    host_properties={
+        "provider": {"enum": ["vultr", "hostinger"]},
+        "instance": {"type": ["string", "integer", "null"]},
+        "max_age_seconds": _NULLABLE_NUMBER,
+        "backups_enabled": {"type": ["boolean", "null"]},
+        "newest_backup_at": {"type": ["string", "null"]},
+        "newest_backup_age_seconds": _NULLABLE_NUMBER,
+        "backup_count": {"type": ["integer", "null"], "minimum": 0},
+        "schedule": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["enabled", "type", "expected", "next_run"],
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "type": {"type": ["string", "null"]},
+                        "expected": {"type": ["string", "null"]},
+                        "next_run": {"type": ["string", "null"]},
                     },
                 },
-            },
+            ]
+        },
+        "snapshot": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["id", "created_at", "expires_at", "expires_in_seconds"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "created_at": {"type": ["string", "null"]},
+                        "expires_at": {"type": ["string", "null"]},
+                        "expires_in_seconds": _NULLABLE_NUMBER,
+                    },
+                },
+            ]
         },
     },
-}
+)

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "upgrade": ("playbook", "upgrade", "Upgrade the platform on a host (Zpro package or compose stack), guarded."),
     "restore": ("playbook", "restore", "Restore a host from a provider snapshot (last resort; typed confirmation)."),
     "backup-check": ("backup_check", "backup_check", "Check the providers' automatic backups are there and fresh."),
+    "audit": ("audit", "audit", "Find changes made on the hosts outside a guarded window (read-only, nightly)."),
+    "health": ("health", "health", "Check the hosts' health by role: pm2, containers, disk, TLS, WhatsApp... (read-only)."),
     "sandbox": ("sandbox", "sandbox", "Start or stop the built-in sandbox (simulated providers + local sshd hosts)."),
 }
 

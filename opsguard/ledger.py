@@ -8,11 +8,21 @@ never a token, never a request header.
 Reading never fails on a damaged line: each line is decoded on its own, and a line that is not a
 usable record (torn by a crash, not UTF-8, not JSON, a field of the wrong type) is skipped and
 counted in ``Ledger.skipped_lines``.
+
+Tamper evidence: every record carries ``prev_hash``, the sha256 of the line before it as it is on
+disk (null for the first line of a new ledger), read under the same exclusive flock that orders
+the appends. ``verify_chain`` walks the file and names the first line that does not follow its
+predecessor: a record deleted or edited breaks the chain at the record after it. A line torn by a
+crash is still a line (the next record hashes it), so a crash never looks like tampering. Records
+written before the chain existed carry no ``prev_hash``; they are read as always and count as an
+unchained prefix. What a chain cannot show: records cut off the END of the file, and an edit of
+the newest record until the next one is written.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -25,6 +35,8 @@ from opsguard.errors import ConfigError, LedgerWriteError
 from opsguard.redact import redact_data
 
 LEDGER_FILE = "ledger.jsonl"
+PREV_HASH = "prev_hash"  # the sha256 of the previous line, on every record written since the chain exists
+_TAIL_BLOCK = 65536
 
 # Event names, in the order a run writes them.
 RUN_STARTED = "run-started"
@@ -83,13 +95,11 @@ class Ledger:
         # SAFETY: defence in depth: whatever a caller passes (an error text a server echoed), no
         # configured token value reaches the file.
         record = redact_data(record)
-        line = json.dumps(record, sort_keys=True, default=str, separators=(",", ":")) + "\n"
         descriptor = self._open_for_append()
         try:
-            self._append_locked(descriptor, event, line.encode("utf-8"))
+            return self._append_locked(descriptor, event, record)
         finally:
             os.close(descriptor)  # also releases the flock
-        return record
 
     def _open_for_append(self) -> int:
         """Create the state dir if needed and open the ledger for appending; raise LedgerWriteError if impossible."""
@@ -109,15 +119,20 @@ class Ledger:
             _sync_directory(self.state_dir)
         return descriptor
 
-    def _append_locked(self, descriptor: int, event: str, data: bytes) -> None:
-        """Given the open ledger and one encoded record, write it whole under an exclusive flock, or take it back and raise."""
+    def _append_locked(self, descriptor: int, event: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Given the open ledger and one record, chain it to the last line and write it whole under an exclusive
+        flock, or take it back and raise; return the record as written."""
         try:
             # Runs on other hosts append to the same file: the flock makes "where my record starts"
-            # exact, so a failed record can be cut off without touching anyone else's.
+            # exact, so a failed record can be cut off without touching anyone else's, and the line
+            # read as "the previous one" is the one this record really follows.
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             start = os.fstat(descriptor).st_size
+            previous = _last_line(descriptor, start)
         except OSError as error:
             raise LedgerWriteError(f"ledger {self.path}: cannot lock it to write the {event} record: {_reason(error)}") from None
+        record = {**record, PREV_HASH: line_hash(previous) if previous is not None else None}
+        data = (json.dumps(record, sort_keys=True, default=str, separators=(",", ":")) + "\n").encode("utf-8")
         if start and not _ends_with_newline(descriptor, start):
             data = b"\n" + data  # the last line was torn by a crash: keep our record off it
         try:
@@ -129,6 +144,7 @@ class Ledger:
             raise LedgerWriteError(
                 f"ledger {self.path}: cannot write the {event} record: {_reason(error)}; the record was not written{leftover}"
             ) from None
+        return record
 
     def records(self, host: str | None = None) -> list[dict[str, Any]]:
         """Given an optional host name, return the ledger's usable records (that host's only), oldest first.
@@ -300,3 +316,108 @@ def _sync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+# -- the hash chain ---------------------------------------------------------------------------------
+
+
+def line_hash(line: bytes) -> str:
+    """Given one ledger line as stored (with or without its newline), return "sha256:<hex>" of its bytes."""
+    return "sha256:" + hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def _last_line(descriptor: int, size: int) -> bytes | None:
+    """Given the open ledger and its size, return its last non-blank line (a torn one too), or None if it has none.
+
+    Reads backwards in blocks, so a large ledger costs only its tail.
+    """
+    end = size
+    tail = b""
+    while end > 0:
+        start = max(0, end - _TAIL_BLOCK)
+        tail = os.pread(descriptor, end - start, start) + tail
+        end = start
+        lines = [line for line in tail.split(b"\n") if line.strip()]
+        # The first piece may be cut mid-line unless the block reached the file's start.
+        if len(lines) > 1 or (lines and end == 0):
+            return lines[-1]
+    return None
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """A line of the ledger that does not follow the line before it: where the chain breaks and why."""
+
+    line: int  # 1-based line number in the file
+    message: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What verify_chain found: counts, and every break (none when the chain is intact)."""
+
+    path: Path
+    records: int  # usable records
+    unchained: int  # records written before the chain existed (no prev_hash), at the start of the file
+    unreadable: int  # lines that are not records (a crash-torn line, say); the chain still covers them
+    breaks: tuple[ChainBreak, ...]
+
+    @property
+    def intact(self) -> bool:
+        """Return whether every hashed record follows the line before it."""
+        return not self.breaks
+
+
+def verify_chain(path: Path) -> ChainReport:
+    """Given a ledger file, return its ChainReport; raise ConfigError naming the file if it exists but cannot be read.
+
+    Each record with ``prev_hash`` must name the hash of the non-blank line before it (null only on
+    the first line); once a hashed record has been seen, a record without ``prev_hash`` is an
+    insertion or an edit. Lines that are not records are counted, never a break by themselves: the
+    record after them says whether they were there when it was written.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ChainReport(path, 0, 0, 0, ())
+    except OSError as error:
+        raise ConfigError(f"ledger {path}: cannot be read: {_reason(error)}") from None
+    records = unchained = unreadable = 0
+    breaks: list[ChainBreak] = []
+    previous: tuple[int, bytes] | None = None  # (line number, bytes) of the last non-blank line
+    chain_started = False
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        record = parse_record(raw)
+        if record is None:
+            unreadable += 1
+        else:
+            records += 1
+            problem = _chain_problem(record, previous, chain_started)
+            if problem:
+                breaks.append(ChainBreak(number, problem))
+            if PREV_HASH in record:
+                chain_started = True
+            elif not chain_started:
+                unchained += 1
+        previous = (number, raw)
+    return ChainReport(path, records, unchained, unreadable, tuple(breaks))
+
+
+def _chain_problem(record: dict[str, Any], previous: tuple[int, bytes] | None, chain_started: bool) -> str | None:
+    """Given a record, the line before it and whether the chain has started, return why it breaks the chain, or None."""
+    if PREV_HASH not in record:
+        return "has no prev_hash although the records before it are chained: it was inserted or edited" if chain_started else None
+    expected = record[PREV_HASH]
+    if previous is None:
+        if expected is None:
+            return None
+        return "names a previous record but is the first line: the records before it were deleted"
+    line, raw = previous
+    if expected is None:
+        return f"starts a new chain after line {line}: the records before it were replaced"
+    if expected != line_hash(raw):
+        return f"does not follow line {line}: a record between them was deleted, or line {line} was edited"
+    return None

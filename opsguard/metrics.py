@@ -1,6 +1,11 @@
-"""The backup-check report as a Prometheus node_exporter textfile-collector file, written atomically.
+"""The read-only commands' reports as Prometheus node_exporter textfile-collector files, written atomically.
 
-Series (gauges; labels ``host`` and ``provider`` unless said otherwise)::
+Every command writes the series of the shared report model (opsguard/report.py ``textfile_lines``):
+``opsguard_<command>_host_ok{host}``, ``opsguard_<command>_state{host,check,state}``,
+``opsguard_<command>_value{host,check,name}``, ``opsguard_<command>_timestamp_seconds`` and
+``opsguard_<command>_exit_code`` — one file per command (``--textfile``).
+
+backup-check adds its own series (gauges; labels ``host`` and ``provider`` unless said otherwise)::
 
     opsguard_backup_ok                               1 when the host passed (status ok or warn), else 0
     opsguard_backup_status{host,provider,status}     1 for the host's status (ok|warn|stale|missing|unreachable|config|error)
@@ -26,7 +31,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from opsguard.backups import STATUS_EXIT_CODES, BackupReport
+from opsguard.backups import STATUS_EXIT_CODES, BackupReport, to_report
+from opsguard.report import Report, textfile_lines
 
 _HELP = {
     "opsguard_backup_ok": "1 when the host's automatic backups passed backup-check (status ok or warn), else 0.",
@@ -35,8 +41,6 @@ _HELP = {
     "opsguard_backup_count": "Number of complete automatic backups the provider lists.",
     "opsguard_backup_max_age_seconds": "The inventory's max_age for the newest backup, in seconds.",
     "opsguard_snapshot_expires_timestamp_seconds": "Unix time at which the host's current provider snapshot expires.",
-    "opsguard_backup_check_timestamp_seconds": "Unix time of the last completed opsguard backup-check.",
-    "opsguard_backup_check_exit_code": "Exit code of the last opsguard backup-check (0 ok, 1 failed, 4 unreachable, 78 config).",
 }
 
 
@@ -59,8 +63,13 @@ def _family(name: str, samples: Iterable[tuple[str, float]]) -> list[str]:
     return lines
 
 
+def render_report(report: Report) -> str:
+    """Given a report of audit or health, return its textfile-collector text (ends with a newline)."""
+    return "\n".join(textfile_lines(report)) + "\n"
+
+
 def render_textfile(report: BackupReport) -> str:
-    """Given a BackupReport, return the textfile-collector text (ends with a newline)."""
+    """Given a BackupReport, return the textfile-collector text: backup-check's series and the common ones."""
     hosts = report.hosts
     lines: list[str] = []
     lines += _family(
@@ -108,8 +117,8 @@ def render_textfile(report: BackupReport) -> str:
             and h.snapshot_expires_in_seconds is not None
         ),
     )
-    lines += _family("opsguard_backup_check_timestamp_seconds", [("", report.checked_at.timestamp())])
-    lines += _family("opsguard_backup_check_exit_code", [("", float(report.exit_code))])
+    # The common series include opsguard_backup_check_timestamp_seconds and _exit_code (same names as ever).
+    lines += textfile_lines(to_report(report))
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,12 @@
 Both are best effort by design: a failed ping or webhook is a warning returned to the caller
 (printed on stderr) and never changes a command's exit code. Every request has a 5 s timeout.
 
+Monitors (after borgmatic's monitoring hooks): each one is told the run's state — START when it
+begins, FINISH when it ends with exit 0 (warnings included), FAIL with the exit code otherwise —
+and does what its service understands: ``PingMonitor`` pings URL/start, URL, URL/<exit code>;
+``WebhookMonitor`` POSTs the JSON report on FAIL only. backup-check, audit and health use the same
+monitors; a failing monitor never hides or changes the real result.
+
 Ping protocol (healthchecks.io, also understood by Uptime Kuma push URLs and similar):
 ``POST URL/start`` when the run starts, then ``POST URL`` on success or ``POST URL/<exit code>``
 on failure, each with a short text body. The URL's path (the check's secret UUID) is never
@@ -16,13 +22,16 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
 
 from opsguard.redact import redact, redact_data
 
 TIMEOUT_SECONDS = 5.0
 MAX_BODY_BYTES = 10_000  # healthchecks keeps the first 100 kB; a short summary is enough
-USER_AGENT = "opsguard-backup-check"
+USER_AGENT = "opsguard"  # the same for backup-check, audit and health (the body names the command)
 
 
 def redact_url(url: str) -> str:
@@ -84,3 +93,62 @@ def post_json(url: str, payload: Any, *, timeout: float = TIMEOUT_SECONDS) -> st
     except Exception as error:  # best effort: the caller prints the warning
         return redact(f"warning: webhook to {redact_url(url)} failed: {_describe(error)}")
     return None
+
+
+class MonitorState(Enum):
+    """How far a run got, as its monitors are told (borgmatic's monitor states)."""
+
+    START = "start"
+    FINISH = "finish"  # ended with exit 0 (warnings included)
+    FAIL = "fail"  # ended with another exit code, or stopped early
+
+
+class Monitor(Protocol):
+    """Something told how a run goes. ``notify`` returns None, or a one-line warning; it never raises."""
+
+    def notify(self, state: MonitorState, *, exit_code: int, text: str, document: Mapping[str, Any] | None) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PingMonitor:
+    """healthchecks.io-style pings: URL/start on START, URL on FINISH, URL/<exit code> on FAIL (text body)."""
+
+    url: str
+
+    def notify(self, state: MonitorState, *, exit_code: int, text: str, document: Mapping[str, Any] | None) -> str | None:
+        """Send the ping for the state; return None, or a warning if it failed."""
+        suffix = {MonitorState.START: "start", MonitorState.FINISH: ""}.get(state, str(exit_code))
+        return ping(self.url, suffix, text)
+
+
+@dataclass(frozen=True)
+class WebhookMonitor:
+    """POST the JSON report when a run fails with a report (not on START or FINISH; a warning alone does not post)."""
+
+    url: str
+
+    def notify(self, state: MonitorState, *, exit_code: int, text: str, document: Mapping[str, Any] | None) -> str | None:
+        """POST the document on FAIL; return None, or a warning if it failed."""
+        if state is not MonitorState.FAIL or document is None:
+            return None
+        return post_json(self.url, dict(document))
+
+
+def notify_all(
+    monitors: Iterable[Monitor],
+    state: MonitorState,
+    *,
+    exit_code: int = 0,
+    text: str = "",
+    document: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Given monitors and a state, tell each one; return the warnings of those that failed (never raises)."""
+    warnings = []
+    for monitor in monitors:
+        try:
+            warning = monitor.notify(state, exit_code=exit_code, text=text, document=document)
+        except Exception as error:  # best effort: a monitor must never hide the run's result
+            warning = redact(f"warning: monitor {type(monitor).__name__} failed: {type(error).__name__}")
+        if warning:
+            warnings.append(warning)
+    return warnings

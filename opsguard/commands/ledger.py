@@ -11,7 +11,7 @@ from opsguard.output import print_json
 from opsguard.textsafe import printable
 
 if TYPE_CHECKING:
-    from opsguard.cli import AppContext
+    pass
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -43,6 +43,11 @@ def describe(record: dict[str, Any]) -> str:
         return (f"lock {record.get('lock')} broken by {record.get('user', '?')}@{record.get('machine', '?')}"
                 f"{' (--force)' if record.get('force') else ''}: it was held by run {holder.get('run_id', '?')} of "
                 f"{holder.get('user', '?')}@{holder.get('machine', '?')} — {record.get('reason', '')}")
+    if event == "audit":
+        return (f"audit: {record.get('state')}, {record.get('unguarded', 0)} change(s) without a snapshot "
+                f"from {record.get('since')} to {record.get('until')}")
+    if event == "health":
+        return f"health: {record.get('state')}"
     if event == "run-ended":
         step = f" at step {record['failed_step']!r}" if record.get("failed_step") else ""
         return f"ended: {record.get('outcome')}{step}" + (f" — {record['error']}" if record.get("error") else "")
@@ -53,12 +58,15 @@ def describe(record: dict[str, Any]) -> str:
 @click.argument("host", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @click.option("--last", "last", type=int, default=50, show_default=True, help="How many records (0 = all).")
-@click.pass_obj
-def ledger(app: AppContext, host: str | None, as_json: bool, last: int) -> None:
-    """Show the audit ledger (every snapshot and change), optionally for one HOST."""
+@click.option("--verify", is_flag=True, help="Check the hash chain of the whole ledger; exit 1 naming where it breaks.")
+@click.pass_context
+def ledger(ctx: click.Context, host: str | None, as_json: bool, last: int, verify: bool) -> None:
+    """Show the audit ledger (every snapshot and change), optionally for one HOST; --verify checks its hash chain."""
     from opsguard.ledger import Ledger
 
-    inventory = app.inventory()
+    inventory = ctx.obj.inventory()
+    if verify:
+        ctx.exit(_verify(Ledger(inventory.settings.state_dir).path, as_json))
     if host is not None:
         inventory.host(host)  # a typo in the host name is an error, not an empty list
     book = Ledger(inventory.settings.state_dir)
@@ -74,6 +82,32 @@ def ledger(app: AppContext, host: str | None, as_json: bool, last: int) -> None:
         if book.skipped_lines:
             # Once, after the records: the operator must know the trail has gaps.
             click.echo(printable(f"ledger {book.path}: skipped {book.skipped_lines} unreadable line(s)"), err=True)
+
+
+def _verify(path: Path, as_json: bool) -> int:
+    """Given the ledger path, print what its hash chain shows; return 0 when intact, 1 when it breaks."""
+    from opsguard.errors import EXIT_FAILED, EXIT_OK
+    from opsguard.ledger import verify_chain
+
+    report = verify_chain(path)
+    if as_json:
+        print_json({"ledger": str(path), "intact": report.intact, "records": report.records, "unchained": report.unchained,
+                    "unreadable": report.unreadable,
+                    "breaks": [{"line": item.line, "message": item.message} for item in report.breaks]})
+        return EXIT_OK if report.intact else EXIT_FAILED
+    notes = []
+    if report.unchained:
+        notes.append(f"the first {report.unchained} written before records were chained")
+    if report.unreadable:
+        notes.append(f"{report.unreadable} unreadable line(s), covered by the chain")
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    if report.intact:
+        click.echo(printable(f"ledger {path}: {report.records} records, chain intact{detail}"))
+        return EXIT_OK
+    for item in report.breaks:
+        click.echo(printable(f"ledger {path}: line {item.line} {item.message}"))
+    click.echo(printable(f"ledger {path}: {report.records} records, chain BROKEN at {len(report.breaks)} place(s){detail}"))
+    return EXIT_FAILED
 
 
 def _print_records(records: list[dict[str, Any]], path: Path, host: str | None) -> None:

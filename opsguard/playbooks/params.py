@@ -84,6 +84,13 @@ def params_for(playbook: Playbook, host: Host, overrides: Mapping[str, Any] | No
 
 
 
+def check_vars(name: str, variables: Mapping[str, Any], host: Host) -> dict[str, Any]:
+    """Given a read-only command's name (audit, health), the vars it reads {var: default} and a host, return its
+    values: defaults overlaid by the host's inventory vars, each checked as a playbook's are; raise ConfigError."""
+    return {key: _coerce(host.vars[key], default, key, f"{host.source}: hosts.{host.name}.vars.{key}")
+            if key in host.vars else default for key, default in variables.items()}
+
+
 def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 

@@ -18,6 +18,8 @@ from opsguard.plan import Plan
 from opsguard.playbooks.base import Playbook
 
 BUILTIN = ("update", "platform_upgrade", "stack_upgrade")
+# The read-only nightly commands read inventory vars too (their VARS, like a playbook's variables).
+CHECK_MODULES = ("opsguard.audit", "opsguard.health")
 UPGRADE = "upgrade"
 _REGISTERED: dict[str, Playbook] = {}
 
@@ -78,11 +80,14 @@ def load_playbook(name: str, host: Host | None = None) -> Playbook:
 
 
 def known_vars() -> dict[str, list[str]]:
-    """Return {var: [playbooks that read it]} over every playbook, for checking inventory vars."""
+    """Return {var: [playbooks and commands that read it]} over every playbook, audit and health, for checking inventory vars."""
     known: dict[str, list[str]] = {}
     for playbook in all_playbooks():
         for var in playbook.variables:
             known.setdefault(var, []).append(playbook.name)
+    for module_name in CHECK_MODULES:
+        for var in importlib.import_module(module_name).VARS:
+            known.setdefault(var, []).append(module_name.rsplit(".", 1)[-1])
     return known
 
 

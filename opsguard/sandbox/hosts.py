@@ -4,7 +4,9 @@ Each host gets its own directory (its "root"): an ed25519 host key, an sshd_conf
 ``stubs-bin/`` directory that comes first in the session PATH, a journal of every stub call, the
 stub answers (responses.json) and a small "real-ish" filesystem (home/deployzdg/zpro.io, etc/nginx,
 var/backups/opsguard, var/lib/dpkg, boot, proc/sys/kernel/random/boot_id, opt/stack, run/lock) that
-the inventory vars point into. The inventory vars also carry short waits (``FAST_VARS``), so a whole
+the inventory vars point into. What the nightly audit reads is there too, as a host that has been
+left alone for days: apt and dpkg logs, /proc/stat's boot time (3 days ago), apt and needrestart
+settings (Ubuntu 24.04 defaults), crontabs, authorized_keys; every laid-out file is 10 days old. The inventory vars also carry short waits (``FAST_VARS``), so a whole
 playbook run on these hosts takes seconds, not the minutes a real host needs to settle.
 
 SAFETY: these hosts run commands as the current user (root in CI) on THIS machine. Every command a
@@ -104,6 +106,9 @@ DPKG_LOCK_FILES = (
     "var/cache/apt/archives/lock",
 )
 BOOT_ID_FILE = "proc/sys/kernel/random/boot_id"
+PROC_STAT_FILE = "proc/stat"  # its btime line: the boot time the audit reads (a stubbed reboot rewrites it)
+BOOTED_AGO = 3 * 86400.0  # a freshly laid-out host booted this long ago
+LAID_OUT_AGO = 10 * 86400.0  # ... and every file of its layout was last changed this long ago
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9/._+-]+$")
 _START_TIMEOUT = 10.0
 
@@ -312,6 +317,13 @@ class SandboxHosts:
         _write_atomically(host.root / "responses.marshal", marshal.dumps(document))
         (host.root / "responses.counts").unlink(missing_ok=True)
 
+    def set_stub_state(self, name: str, key: str, value: Any) -> None:
+        """Given a host, a stub-state key ("containers", "pm2", "whatsapps"; see stub.py) and plain data, script that
+        part of the host's history as the stubs will report it."""
+        directory = self.host(name).root / "stub-state"
+        directory.mkdir(exist_ok=True)
+        _write_atomically(directory / key, marshal.dumps(value))
+
     # -- inventory --------------------------------------------------------------------------------
     def host(self, name: str) -> SandboxHost:
         """Given a host name, return its SandboxHost; raise KeyError naming the sandbox hosts if unknown."""
@@ -341,6 +353,18 @@ class SandboxHosts:
             "boot_dir": str(root / "boot"),
             "boot_id_file": str(root / BOOT_ID_FILE),
             "dpkg_lock_files": [str(root / path) for path in DPKG_LOCK_FILES],
+            # What the audit reads (opsguard/audit.py VARS).
+            "apt_log_dir": str(root / "var" / "log" / "apt"),
+            "dpkg_log": str(root / "var" / "log" / "dpkg.log"),
+            "proc_stat_file": str(root / PROC_STAT_FILE),
+            "cron_paths": [str(root / "etc" / "crontab"), str(root / "etc" / "cron.d"),
+                           str(root / "var" / "spool" / "cron" / "crontabs")],
+            "ssh_key_dirs": [str(root / "root" / ".ssh"), str(root / "home") + "/*/.ssh"],
+            "apt_conf_dir": str(root / "etc" / "apt" / "apt.conf.d"),
+            "needrestart_conf_dir": str(root / "etc" / "needrestart"),
+            "os_release_file": str(root / "etc" / "os-release"),
+            # health: the sandbox's public names do not resolve; a test names its own TLS server (tls_names, tls_address).
+            "tls_from_env": False,
             **FAST_VARS,
             "remote_lock": str(root / "run" / "lock" / "opsguard"),
         }
@@ -563,11 +587,47 @@ def _layout(host: SandboxHost) -> None:
     # and a boot id (a stubbed `systemctl reboot` replaces it, as a real reboot would).
     common: dict[str, str | bytes] = {path: "" for path in DPKG_LOCK_FILES}
     common[BOOT_ID_FILE] = str(uuid.UUID(bytes=os.urandom(16), version=4)) + "\n"
+    now = time.time()
+    common.update(_audited_files(now))
     _write_files(root, common)
+    for directory in ("etc/cron.d", "var/spool/cron/crontabs"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
     if host.role == "integrations":
         _write_files(root, _integrations_files(host))
     else:
         _write_files(root, _zpro_files(host))
+    # A host left alone: nothing of its layout changed recently (the audit reports recent changes).
+    for part in _LAYOUT_DIRS:
+        _age(root / part, now - LAID_OUT_AGO)
+
+
+def _age(top: Path, when: float) -> None:
+    """Given a directory and a time, set the mtime (and atime) of it and everything under it to that time."""
+    if not top.is_dir():
+        return
+    for directory, _, files in os.walk(top):
+        for name in files:
+            with suppress(OSError):
+                os.utime(os.path.join(directory, name), (when, when), follow_symlinks=False)
+        os.utime(directory, (when, when))
+
+
+def _audited_files(now: float) -> dict[str, str | bytes]:
+    """Given the time of the layout, return what the audit reads on an Ubuntu 24.04 host that was last changed days ago."""
+    installed = time.localtime(now - LAID_OUT_AGO)  # logs are written in local time, without a zone
+    day, clock = time.strftime("%Y-%m-%d", installed), time.strftime("%H:%M:%S", installed)
+    return {
+        PROC_STAT_FILE: f"cpu  1000 0 500 90000 10 0 5 0 0 0\nbtime {int(now - BOOTED_AGO)}\nprocesses 4242\n",
+        "var/log/apt/history.log": (f"\nStart-Date: {day}  {clock}\nCommandline: apt-get install -y nginx\n"
+                                    f"Install: nginx:amd64 (1.24.0-2ubuntu7)\nEnd-Date: {day}  {clock}\n"),
+        "var/log/dpkg.log": f"{day} {clock} install nginx:amd64 <none> 1.24.0-2ubuntu7\n",
+        "etc/apt/apt.conf.d/20auto-upgrades": 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n',
+        "etc/needrestart/needrestart.conf": "# Restart mode: (l)ist only, (i)nteractive or (a)utomatically.\n#$nrconf{restart} = 'i';\n",
+        "etc/os-release": 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\n',
+        "etc/crontab": "17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly\n",
+        "root/.ssh/authorized_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsguardSandboxOperatorKeyxxxxxxxxxxxxxxxxxx ops@laptop\n",
+        f"home/{DEPLOY_USER}/.ssh/authorized_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsguardSandboxDeployKeyxxxxxxxxxxxxxxxxxxxx deploy\n",
+    }
 
 
 def _zpro_files(host: SandboxHost) -> dict[str, str | bytes]:

@@ -117,7 +117,7 @@ def test_backup_check_posts_json_report_to_webhook_when_stale(world_factory: Any
     assert receiver.requests[0].method == "POST"
     assert receiver.requests[0].content_type == "application/json"
     [report] = receiver.json_bodies()
-    assert (report["version"], report["exit_code"]) == (1, 1)
+    assert (report["version"], report["command"], report["exit_code"]) == (2, "backup-check", 1)
     assert report["hosts"][0]["status"] == "stale"
     assert b"sim-vultr-token" not in receiver.requests[0].body
 

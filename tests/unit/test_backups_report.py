@@ -1,4 +1,5 @@
-"""backup-check reports: the version-1 JSON, the problem lines, the table and the ping summary."""
+"""backup-check reports: the version-2 JSON (version 1 plus the shared report fields), the problem lines, the table
+and the ping summary."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def mixed_report() -> BackupReport:
 def test_report_to_json_matches_schema_when_hosts_mixed() -> None:
     document = report_to_json(mixed_report())
     jsonschema.validate(document, REPORT_SCHEMA)
-    assert document["version"] == 1
+    assert (document["version"], document["command"]) == (2, "backup-check")
     assert document["checked_at"] == "2026-11-28T03:00:00Z"
     assert document["exit_code"] == 78
     assert [item["status"] for item in document["hosts"]] == ["stale", "warn", "config", "unreachable"]
@@ -126,3 +127,24 @@ def test_render_table_shows_one_row_per_host_with_reason() -> None:
 
 def test_summary_line_counts_statuses() -> None:
     assert summary_line(mixed_report()) == "backup-check: 4 hosts: 1 config, 1 stale, 1 unreachable, 1 warn; exit 78"
+
+
+V1_HOST_FIELDS = ("host", "provider", "instance", "status", "exit_code", "problems", "warnings", "max_age_seconds",
+                  "backups_enabled", "newest_backup_at", "newest_backup_age_seconds", "backup_count", "schedule", "snapshot")
+
+
+def test_report_to_json_keeps_every_version_one_field_and_adds_checks() -> None:
+    hosts = report_to_json(mixed_report())["hosts"]
+    assert all(set(V1_HOST_FIELDS) <= set(record) for record in hosts)
+    assert [record["state"] for record in hosts] == ["failed", "warning", "unknown", "unknown"]
+    chat_checks = {check["check"]: (check["state"], check["message"]) for check in hosts[0]["checks"]}
+    assert chat_checks["backups"] == ("failed", "newest backup is 31h old (max 26h), taken 2026-11-26T20:00:00Z")
+    assert chat_checks["auto_backups"][0] == "ok" and chat_checks["schedule"][0] == "ok"
+    assert [check["check"] for check in hosts[2]["checks"]] == ["provider"]
+
+
+def test_evaluate_host_checks_give_the_same_exit_code_as_the_problems() -> None:
+    from opsguard.report import HostResult
+
+    for item in mixed_report().hosts:
+        assert HostResult(item.host, item.checks).exit_code == item.exit_code

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from .core import Call
+from .core import Call, load_state
 
 # Startup time matters (every stubbed command pays it): no typing, json or re at import time.
 TYPE_CHECKING = False
@@ -89,6 +89,7 @@ def container_records(call: Call) -> list[dict[str, Any]]:
         {} if call.profile == "zpro" else {f"{project}-{service}-1": service for service, _ in compose_services(call)}
     )
     records = []
+    overrides = load_state(call, "containers", {})
     for index, (name, reference) in enumerate(containers(call)):
         labels: dict[str, str] = {}
         if name in services:
@@ -106,13 +107,38 @@ def container_records(call: Call) -> list[dict[str, Any]]:
         if has_healthcheck(reference):
             state["Health"] = {"Status": "healthy", "FailingStreak": 0}
         container_id = digest("container " + name)[7:]
-        records.append({
+        record = {
             "Id": container_id, "Created": "2024-11-25T02:59:58.000000000Z", "Path": "docker-entrypoint.sh",
             "Name": "/" + name, "RestartCount": 0, "Image": image_id(reference), "State": state,
             "Config": {"Hostname": container_id[:12], "Image": reference, "Labels": labels},
             "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}},
-        })  # fmt: skip
+        }  # fmt: skip
+        records.append(scripted_container(record, overrides.get(name) if isinstance(overrides, dict) else None))
     return records
+
+
+def scripted_container(record: dict[str, Any], changes: Any) -> dict[str, Any]:
+    """Given a container record and a test's changes from stub-state "containers" ({name: {"Created", "StartedAt",
+    "Image" (a reference), "Status", "Health", "RestartCount"}}), return the record changed."""
+    if not isinstance(changes, dict):
+        return record
+    if "Image" in changes:  # recreated from another image: new reference, new image id
+        record["Config"]["Image"] = str(changes["Image"])
+        record["Image"] = image_id(str(changes["Image"]))
+    for key in ("Created", "RestartCount"):
+        if key in changes:
+            record[key] = changes[key]
+    if "StartedAt" in changes:
+        record["State"]["StartedAt"] = changes["StartedAt"]
+    if "Status" in changes:
+        record["State"]["Status"] = changes["Status"]
+        record["State"]["Running"] = changes["Status"] == "running"
+    if "Health" in changes:
+        if changes["Health"] is None:
+            record["State"].pop("Health", None)
+        else:
+            record["State"]["Health"] = {"Status": changes["Health"], "FailingStreak": 0 if changes["Health"] == "healthy" else 3}
+    return record
 
 
 def image_records(call: Call) -> list[dict[str, Any]]:

@@ -29,12 +29,31 @@ PM2_APPS = (("zpro-backend", "3000", "backend", "dist/server.js"), ("zpro-fronte
 
 
 def pm2_apps(call: Call) -> dict[str, list[Any]]:
-    """Return {app name: [status, restart count]} of the deploy user's pm2 apps, as the last call left them."""
-    apps: dict[str, list[Any]] = {name: ["online", 0] for name, *_ in PM2_APPS}
+    """Return {app name: [status, restart count, pm_uptime ms]} of the deploy user's pm2 apps, as the last call left them.
+
+    Apps nobody touched were started 30 s after the host booted (btime in <root>/proc/stat). A test
+    scripts a history through stub-state "pm2": {name: [status, restarts, pm_uptime ms]}.
+    """
+    started = int((boot_time(call) + 30) * 1000)
+    apps: dict[str, list[Any]] = {name: ["online", 0, started] for name, *_ in PM2_APPS}
     saved = load_state(call, "pm2", {})
     if isinstance(saved, dict):
-        apps.update({name: list(value) for name, value in saved.items() if name in apps})
+        for name, value in saved.items():
+            if name in apps:
+                apps[name] = [*list(value)[:3], *apps[name][len(list(value)[:3]):]]
     return apps
+
+
+def boot_time(call: Call) -> float:
+    """Return the host's boot time (btime of <root>/proc/stat), else ten days ago."""
+    try:
+        with open(os.path.join(call.root, "proc", "stat"), encoding="utf-8") as source:
+            for line in source:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return time.time() - 10 * 86400
 
 
 def pm2_pid_file() -> str:
@@ -84,9 +103,10 @@ def pm2(call: Call) -> int:
             if action == "stop":
                 apps[name][0] = "stopped"
             elif action in ("restart", "reload"):
-                apps[name] = ["online", int(apps[name][1]) + 1]
+                apps[name] = ["online", int(apps[name][1]) + 1, int(time.time() * 1000)]
             elif action == "start":
                 apps[name][0] = "online"
+                apps[name][2] = int(time.time() * 1000)
             elif action == "delete":
                 apps[name][0] = "deleted"
         if action != "describe":
@@ -102,7 +122,7 @@ def pm2(call: Call) -> int:
 def pm2_process(call: Call, index: int, app: tuple[str, str, str, str], state: list[Any]) -> dict[str, Any]:
     """Given an app and its [status, restarts], return its entry in ``pm2 jlist`` (the fields scripts read)."""
     name, port, directory, script = app
-    status, restarts = str(state[0]), int(state[1])
+    status, restarts, uptime = str(state[0]), int(state[1]), int(state[2])
     cwd = os.path.join(call.root, "home", "deployzdg", "zpro.io", directory)
     return {
         "pid": 4100 + index + 100 * restarts if status == "online" else 0,
@@ -114,7 +134,7 @@ def pm2_process(call: Call, index: int, app: tuple[str, str, str, str], state: l
             "status": status,
             "restart_time": restarts,
             "unstable_restarts": 0,
-            "pm_uptime": int((time.time() - 86400) * 1000),
+            "pm_uptime": uptime,
             "pm_cwd": cwd,
             "pm_exec_path": os.path.join(cwd, script),
             "exec_mode": "fork_mode",

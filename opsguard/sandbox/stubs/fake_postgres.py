@@ -9,7 +9,7 @@ archive (a file or stdin: `docker exec` without -i passes no stdin on) and -l li
 
 from __future__ import annotations
 
-from .core import REFUSED_OUTSIDE, Call, err, options_and_words, out, out_bytes
+from .core import REFUSED_OUTSIDE, Call, err, load_state, options_and_words, out, out_bytes
 from .migrations import applied_migrations
 
 PG_DUMP_BYTES = b"PGDMP\x01\x0e\x00\x04\x08\x01\x01\x01" + b"opsguard sandbox dump\n" * 64
@@ -102,6 +102,12 @@ def psql_answer(call: Call, args: list[str]) -> int:
     if query is None:
         return 0
     lowered = query.lower()
+    if '"whatsapps"' in lowered:
+        # The Zpro channel table: columns as the query names them (name, status, type), "|" between them.
+        # A test scripts the rows through stub-state "whatsapps": [[name, status, type], ...].
+        rows = load_state(call, "whatsapps", [["Atendimento", "CONNECTED", "baileys"], ["Vendas", "CONNECTED", "baileys"]])
+        out("".join("|".join(str(value) for value in row) + "\n" for row in rows))
+        return 0
     if '"sequelizemeta"' in lowered:
         # The applied migrations, as the stateful npx sequelize db:migrate left them.
         applied = applied_migrations(call)

@@ -2,7 +2,7 @@
 
 is-system-running answers "running"; is-active / is-enabled answer for each unit; is-failed
 answers "active" and exits 1; status shows each unit running; --failed (or --state=failed) lists
-no unit; ``systemctl reboot`` gives the host a new boot id at once (the host "comes back"
+no unit; ``systemctl reboot`` gives the host a new boot id and boot time (btime in <root>/proc/stat) at once (the host "comes back"
 without going down: sshd keeps running). service, reboot, shutdown and journalctl have no fake:
 they are journaled and succeed.
 """
@@ -10,6 +10,7 @@ they are journaled and succeed.
 from __future__ import annotations
 
 import os
+import time
 
 from .core import Call, options_and_words, out
 
@@ -30,6 +31,9 @@ def systemctl(call: Call) -> int:
     elif action == "is-failed":
         out("active\n")
         return 1
+    elif action == "show":
+        # Every unit exists, is enabled and active, as on a stock host; one block per unit, blank line between.
+        out("\n".join(f"Id={unit}\nUnitFileState=enabled\nActiveState=active\n" for unit in words[1:]))
     elif action == "status":
         for unit in words[1:]:
             out(
@@ -42,4 +46,8 @@ def systemctl(call: Call) -> int:
             hexits = os.urandom(16).hex()
             with open(boot_id, "w", encoding="utf-8") as target:
                 target.write(f"{hexits[:8]}-{hexits[8:12]}-{hexits[12:16]}-{hexits[16:20]}-{hexits[20:]}\n")
+        proc_stat = os.path.join(call.root, "proc", "stat")
+        if os.path.exists(proc_stat):
+            with open(proc_stat, "w", encoding="utf-8") as target:
+                target.write(f"btime {int(time.time())}\n")
     return 0
