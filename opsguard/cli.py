@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from opsguard import __version__
-from opsguard.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OpsguardError
+from opsguard.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNKNOWN, Interrupted, OpsguardError
 from opsguard.redact import install_log_redaction, redact
 
 # name -> (module in opsguard.commands, function, one-line help shown by --help)
@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         # SAFETY: click turns Ctrl-C anywhere in a command into Abort; that is not "nothing was changed".
         if isinstance(error.__cause__, KeyboardInterrupt):
             _exit_interrupted(error.__cause__)
+        if error.__cause__ is not None:
+            # click turns an EOFError anywhere into Abort: that says nothing about whether the host changed.
+            _print_error(f"opsguard: aborted: {type(error.__cause__).__name__} {error.__cause__}".rstrip())
+            sys.exit(EXIT_UNKNOWN)
         _print_error("opsguard: aborted; nothing was changed")
         sys.exit(3)
     except click.ClickException as error:  # usage errors: click's own message and exit 2

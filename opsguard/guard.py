@@ -56,6 +56,7 @@ from opsguard.errors import (
     OutcomeUnknown,
     ProviderError,
     Refused,
+    SnapshotGone,
 )
 from opsguard.hostconnection import Connector, HostConnection
 from opsguard.hoststate import RecordError, check_record_writable, read_change_record, write_change_record
@@ -65,12 +66,11 @@ from opsguard.locks import Heartbeat, LocalLock, RemoteLock, owner_record
 from opsguard.providers import capabilities
 from opsguard.providers.base import Provider
 from opsguard.receipt import SnapshotReceipt
-from opsguard.session import ChangeSession, ReadOnlySession, SessionCore, _session_key, core_of
+from opsguard.session import ChangeSession, ReadOnlySession, SessionCore, _core_of, _session_key
 from opsguard.snapshotwait import ProgressCallback, poll_gap, reuse_snapshot, take_snapshot, wait_for_snapshot
 
 __all__ = [
     "ChangeSession",
-    "HostConnection",
     "ReadOnlySession",
     "SnapshotReceipt",
     "new_run_id",
@@ -168,7 +168,7 @@ def read_only_session(host: str | Host, *, inventory: Inventory | str | Path | N
         connection.close()
 
 
-def check_reused_session(host: Host, session: ReadOnlySession) -> HostConnection:
+def _reused_connection(host: Host, session: ReadOnlySession) -> HostConnection:
     """Given the guard's host and a read-only session to reuse, return its connection; raise Refused if it may not carry the change.
 
     SAFETY: the change runs over that session's SSH connection, so it must be open and to this very host;
@@ -176,7 +176,7 @@ def check_reused_session(host: Host, session: ReadOnlySession) -> HostConnection
     """
     if not isinstance(session, ReadOnlySession):
         raise Refused(f"host {host.name}: snapshot_guard can only reuse a read-only session")
-    core = core_of(session)
+    core = _core_of(session)
     mine = (host.name, host.address, host.port)
     if (core.host.name, core.host.address, core.host.port) != mine:
         why = f"is for host {core.host.name}"
@@ -249,6 +249,17 @@ def rollback_guard(
     target = loaded.host(host) if isinstance(host, str) else host
 
     def reused_snapshot(run: _Run) -> SnapshotReceipt:
+        # SAFETY: R's snapshot is the rollback point only while R is the host's LAST change: a later change's
+        # work would be lost by going back to a point before it. Both records must agree.
+        last = run.ledger.last_change(target.name)
+        if last is None or last.run_id != rolled_back_run:
+            raise SnapshotGone(f"host {target.name}: run {rolled_back_run} is not the last change this machine's ledger "
+                               f"records (the last is {last.run_id if last else 'none'})")
+        if run.connection is not None:
+            record = read_change_record(run.connection, target.remote_state)
+            if record is not None and record.get("run_id") != rolled_back_run:
+                raise SnapshotGone(f"host {target.name}: the host records run {record.get('run_id', '?')} as its last "
+                                   f"change, not {rolled_back_run}")
         return reuse_snapshot(target, run.api, run.ledger, run.run_id, rolled_back_run)
 
     with _guarded(loaded, target, reason=reason, command=command, ssh=True, session=None,
@@ -289,7 +300,7 @@ def _guarded(
     # Room for every record of the run, before the first one (a full disk fails before anything starts).
     check_free_space(settings.state_dir, STATE_DIR_MINIMUM_FREE)
     ledger = Ledger(settings.state_dir)
-    reused = core_of(session) if session is not None else None
+    reused = _core_of(session) if session is not None else None
     run_id = reused.run_id if reused is not None else new_run_id()
     owner = owner_record(run_id, reason)
     core: SessionCore | None = None
@@ -299,7 +310,7 @@ def _guarded(
                       instance=instance, reason=reason, command=command, user=owner["user"],
                       machine=owner["machine"], pid=os.getpid())
         with ExitStack() as stack:
-            reused_connection = check_reused_session(target, session) if session is not None else None
+            reused_connection = _reused_connection(target, session) if session is not None else None
             try:
                 facts = api.instance_facts(instance)
             except ProviderError as error:
@@ -376,13 +387,20 @@ class _Releaser:
         self.core = core
 
     def __call__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> bool:
+        core = self.core()
+        if core is not None and core.unknown_step is not None:
+            # SAFETY: a step whose outcome is unknown (timed out, interrupted, connection lost) may still run,
+            # or have started something that left its process group (sudo with use_pty, docker exec, setsid):
+            # the lock stays until a person has looked (opsguard unlock refuses while its group runs).
+            core.lock_kept = True
+            return False
         try:
             still_running = self.lock.release()
-        except Exception:
+        except Exception:  # the host may be gone: the lock dir stays for `opsguard unlock`
             return False
-        core = self.core()
         if still_running is not None and core is not None:
             core.still_running = still_running
+            core.lock_kept = True
         return False
 
 
@@ -422,10 +440,11 @@ def outcome_of(core: SessionCore | None, error: BaseException | None) -> tuple[s
 def rollback_advice(host: Host, core: SessionCore) -> list[str]:
     """Given a host and a session whose change started, return the advice lines: the rollback point, and what may still run."""
     lines = []
-    if core.still_running is not None:
-        group = f" (process group {core.still_running})" if core.still_running > 0 else ""
+    if core.lock_kept:
+        group = f" (process group {core.still_running})" if core.still_running and core.still_running > 0 else ""
         lines.append(f"{host.name}: step {core.unknown_step!r} may still be running on the host{group}; the remote lock "
-                     f"{host.remote_lock} stays held until it ends (opsguard unlock {host.name} refuses while it runs)")
+                     f"{host.remote_lock} stays held: check what runs there, then opsguard unlock {host.name} --reason TEXT "
+                     "(it refuses while the step's process group runs)")
     if core.receipt is not None:
         snapshot = core.receipt.snapshot_id
         lines.append(f"{host.name}: rollback point: snapshot {snapshot} (opsguard restore {host.name} --snapshot {snapshot})")
@@ -466,8 +485,13 @@ def conclude(host: Host, core: SessionCore | None, error: BaseException) -> Base
         error.changed = True
         error.advice = [*error.advice, *(line for line in advice if line not in error.advice)]
         return error
-    for line in advice:  # a bug or a local failure in the caller's block: keep it, but say where the host stands
-        error.add_note(line)
+    if isinstance(error, Exception):
+        # A local failure mid-change (an EOF from the SSH library, a closed pipe, a bug in the caller's block):
+        # the host may have changed and nobody knows how far. Unknown, with the way back; the cause is kept.
+        unknown = OutcomeUnknown(f"host {host.name}: {type(error).__name__}: {error}")
+        unknown.changed = True
+        unknown.advice = advice
+        return unknown
     return error
 
 
@@ -477,6 +501,7 @@ def _end_run(ledger: Ledger, host: Host, run_id: str, core: SessionCore | None, 
     try:
         ledger.append(events.RUN_ENDED, run_id=run_id, host=host.name, outcome=outcome, failed_step=step,
                       error=error_text, still_running=core.still_running if core is not None else None,
+                      lock_kept=core.lock_kept if core is not None else False,
                       ssh_key=core.ssh_key if core is not None else None,
                       snapshot_id=core.receipt.snapshot_id if core is not None and core.receipt else None)
     except LedgerWriteError as error:

@@ -40,10 +40,23 @@ def owner_record(run_id: str, reason: str) -> dict[str, Any]:
         "run_id": run_id,
         "user": user,
         "machine": socket.gethostname(),
+        "machine_id": machine_id(),
         "pid": os.getpid(),
         "since": utc_now_text(),
         "reason": reason,
     }
+
+
+def machine_id() -> str:
+    """Return this machine's id (/etc/machine-id; else this boot's id), "" if neither: two machines may share a hostname."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/random/boot_id"):
+        try:
+            text = Path(path).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text:
+            return text
+    return ""
 
 
 def describe_owner(owner: dict[str, Any] | None) -> str:
@@ -298,9 +311,12 @@ class RemoteLock:
             if keep_while_step_runs
             else ""
         )
+        # A lock dir without an owner file (a run died between mkdir and writing it) is broken by run id "".
+        owned = (f"grep -qF -- {mine} {self._path('owner')} 2>/dev/null" if run_id
+                 else f"[ ! -e {self._path('owner')} ]")
         command = (
             f"if [ ! -d {self._path()} ]; then echo FREE; exit 0; fi; {still_running}"
-            f"if grep -qF -- {mine} {self._path('owner')} 2>/dev/null; then "
+            f"if {owned}; then "
             f"rm -f -- {self._path('owner')} {self._path('heartbeat')} {self._path('step.pid')} && rmdir -- {self._path()} "
             "&& echo RELEASED; else echo NOT_OURS; fi"
         )
@@ -325,11 +341,11 @@ class RemoteLock:
         return None if state is None else state.owner
 
     def _state_script(self) -> str:
-        # Read-only: the owner record, the heartbeat's age on the host's own clock (no skew between
-        # machines), and whether the process group in step.pid still has a live process.
+        # Read-only: the owner record, the heartbeat's time and the host's clock (its age is computed on the
+        # host's own clock: no skew between machines), and whether the process group in step.pid still runs.
         return (
             f"cat -- {self._path('owner')} 2>/dev/null; echo; "
-            f'hb=$(stat -c %Y -- {self._path("heartbeat")} 2>/dev/null) && echo "heartbeat_age=$(( $(date +%s) - hb ))"; '
+            f'echo "heartbeat=$(stat -c %Y -- {self._path("heartbeat")} 2>/dev/null)"; echo "host_now=$(date +%s)"; '
             f'pg=$(cat -- {self._path("step.pid")} 2>/dev/null); '
             'if [ -n "$pg" ] && pgrep -g "$pg" >/dev/null 2>&1; then echo "step_running=$pg"; fi'
         )
@@ -341,19 +357,17 @@ def _run_id_text(run_id: str) -> str:
 
 def _parse_state(text: str) -> LockState:
     owner: dict[str, Any] = {}
-    heartbeat: float | None = None
-    step: int | None = None
+    values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("{"):
             owner = _parse_json(line) or {}
-        elif line.startswith("heartbeat_age="):
-            value = line.split("=", 1)[1]
-            heartbeat = float(value) if value.lstrip("-").isdigit() else None
-        elif line.startswith("step_running="):
-            value = line.split("=", 1)[1]
-            step = int(value) if value.isdigit() else None
-    return LockState(owner, heartbeat, step)
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            values[key] = value
+    heartbeat, now, step = values.get("heartbeat", ""), values.get("host_now", ""), values.get("step_running", "")
+    age = float(int(now) - int(heartbeat)) if heartbeat.isdigit() and now.isdigit() else None
+    return LockState(owner, age, int(step) if step.isdigit() else None)
 
 
 def _age_text(seconds: float) -> str:

@@ -31,7 +31,13 @@ def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
 
 
 def log(message: str, *, stream: TextIO | None = None) -> None:
-    """Given a progress message, print it: as is on a terminal, with a UTC timestamp otherwise."""
+    """Given a progress message, print it: as is on a terminal, with a UTC timestamp otherwise.
+
+    SAFETY: progress quotes provider states and host output; the redactor removes any token value.
+    """
+    from opsguard.redact import redact
+
+    message = redact(message)
     stream = stream or sys.stderr
     if is_terminal(stream):
         print(message, file=stream, flush=True)

@@ -31,7 +31,9 @@ class SnapshotWaitReporter:
         """Given the provider's state and seconds waited so far, show progress."""
         text = f"{self.host}: waiting for {self.what}, {format_duration(elapsed)}, provider says {state!r}"
         if self._live:
-            self.stream.write("\r\033[K" + text)
+            from opsguard.redact import redact
+
+            self.stream.write("\r\033[K" + redact(text))
             self.stream.flush()
             self._line_open = True
         elif state != self._last_state or time.monotonic() - self._last_line >= self.every:

@@ -15,12 +15,18 @@ What "read-only" means here: the command writes nothing on the host — no file 
 cache), no daemon's state, no database row, no service state. Reading files, listing processes and
 asking a running daemon for its state are read-only. Two things need more than a word list:
 
-- ``pm2 jlist`` (and pm2's other listings) START the pm2 daemon, writing ``~/.pm2``, when none runs.
-  They count as read-only only in a script that first checks the daemon is alive with
-  ``PM2_DAEMON_RUNNING`` (``if PM2_DAEMON_RUNNING; then pm2 jlist; else echo pm2_not_running; fi``).
-- ``psql`` is read-only only with ``PGOPTIONS`` making every transaction read-only
-  (``READ_ONLY_PGOPTIONS``, e.g. ``docker exec -e PGOPTIONS=... postgresql psql -X -c 'select ...'``):
-  then PostgreSQL itself refuses a write, whatever the query says.
+- ``pm2 jlist`` STARTS the pm2 daemon, writing ``~/.pm2``, when none runs. It is read-only only as
+  the exact construct ``PM2_LISTING`` (``if PM2_DAEMON_RUNNING; then pm2 jlist; else echo
+  pm2_not_running; fi``); ``pm2`` anywhere else is refused.
+- ``psql`` is read-only only with ``PGOPTIONS`` set to exactly ``READ_ONLY_PGOPTIONS`` (PostgreSQL then
+  refuses writes) AND a single SELECT that calls only functions known to have no side effect (a
+  read-only transaction still lets a query stop other sessions or reload the configuration).
+
+Every rule is an allow-list of exact options: an option it does not list (or an abbreviation of one,
+which GNU tools accept), or an argument whose value the shell computes (``$x``, ``$'..'``, a glob, a
+brace expansion), is refused where options matter. Assignments may set only lower-case shell
+variables (and ``PGOPTIONS`` to exactly the read-only value): ``PS4``, ``BASH_ENV``, ``LD_PRELOAD``,
+``TAR_OPTIONS``... change what other commands do.
 
 ``read_only_problem(text)`` returns None for read-only text, else one line saying why not.
 ``classify(text, writable=(dir, ...))`` also accepts writes under the given directories (opsguard's
@@ -30,7 +36,7 @@ own lock dir and change record), for the test oracle's "nothing but bookkeeping"
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from opsguard.shellparse import ShellSyntaxUnknown, Word, simple_commands
@@ -39,10 +45,15 @@ from opsguard.shellparse import ShellSyntaxUnknown, Word, simple_commands
 # /proc/PID exists for any live process whoever owns it (kill -0 would fail for another user's).
 PM2_DAEMON_RUNNING = 'pm2_pid=$(cat "$HOME/.pm2/pm2.pid" 2>/dev/null) && [ -n "$pm2_pid" ] && [ -d "/proc/$pm2_pid" ]'
 PM2_NOT_RUNNING = "pm2_not_running"
+# The ONLY text in which pm2 may appear: ask it for its list only after finding its daemon alive.
+PM2_LISTING = f"if {PM2_DAEMON_RUNNING}; then pm2 jlist; else echo {PM2_NOT_RUNNING}; fi"
+_PM2_LISTING_MARK = "opsguard_pm2_listing_after_daemon_check"
 # PostgreSQL refuses every write in a session started with this (the server enforces it, not us).
 READ_ONLY_PGOPTIONS = "-c default_transaction_read_only=on"
 
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]*")  # lower-case shell variables only: no PS4, BASH_ENV, LD_*, PATH...
+_OPTION_VALUE = re.compile(r"[A-Za-z0-9_.,:/@%+=-]*")  # a plain option value: no quotes, no spaces, no expansion
 _OUTPUT_REDIRECTS = {">", ">>", ">|", "<>", "&>", "&>>"}
 
 
@@ -51,491 +62,195 @@ _OUTPUT_REDIRECTS = {">", ">>", ">|", "<>", "&>", "&>>"}
 
 @dataclass(frozen=True)
 class _Context:
-    script: str  # the script the command appears in (for the pm2 daemon test)
     writable: tuple[str, ...]
     environment: tuple[str, ...] = ()  # NAME=value assignments in force for the command
 
 
 Rule = Callable[[list[Word], _Context], str | None]
 
-# Commands that cannot write whatever their arguments (file arguments are only read).
+# Commands that cannot write or run another program whatever their arguments (file arguments are only read).
 _READERS = frozenset(
     {
-        "cat", "head", "tail", "grep", "egrep", "fgrep", "wc", "cut", "tr", "echo", "printf", "test", "[", "[[",
-        "true", "false", ":", "ls", "stat", "df", "du", "free", "uptime", "uname", "id", "whoami", "groups",
-        "basename", "dirname", "realpath", "readlink", "ps", "pgrep", "pidof", "printenv", "nproc", "getconf", "sleep",
-        "seq", "expr", "jq", "base64", "od", "hexdump", "cmp", "diff", "comm", "md5sum", "sha1sum", "sha256sum",
-        "sha512sum", "getent", "who", "w", "last", "lsblk", "findmnt", "lscpu", "lsof", "ss", "netstat", "which",
-        "type", "cd", "exit", "return", "shift", "break", "continue", "set", "export", "local", "readonly", "read",
-        "wait", "umask", "pwd", "zcat", "column", "numfmt", "dpkg-query", "pg_isready", "zipinfo", "lsmod",
+        "cat", "head", "tail", "grep", "egrep", "fgrep", "wc", "cut", "tr", "echo", "true", "false", ":", "ls",
+        "stat", "df", "du", "free", "uptime", "uname", "id", "whoami", "groups", "basename", "dirname", "realpath",
+        "readlink", "ps", "pgrep", "pidof", "nproc", "getconf", "sleep", "seq", "base64", "od", "hexdump", "cmp",
+        "comm", "md5sum", "sha1sum", "sha256sum", "sha512sum", "getent", "who", "w", "last", "lsblk", "findmnt",
+        "lscpu", "lsof", "which", "cd", "exit", "return", "shift", "break", "continue", "wait", "pwd", "zcat",
+        "column", "numfmt", "dpkg-query", "pg_isready", "zipinfo", "lsmod", "printenv", "type", "umask",
     }
-)
-
-
-def _non_options(args: list[Word]) -> list[Word]:
-    return [arg for arg in args if not (arg.literal or "").startswith("-")]
+)  # fmt: skip
 
 
 def _literals(args: list[Word]) -> list[str] | None:
+    """Given arguments, return their literal values, or None if the shell computes one of them."""
     values = [arg.literal for arg in args]
     return None if any(value is None for value in values) else [str(value) for value in values]
 
 
-def _first_subcommand(args: list[Word], with_value: Sequence[str] = ()) -> tuple[int, str | None]:
-    """Given arguments, return the index and literal of the first word that is not an option (or its value)."""
+def _parse_options(values: list[str], flags: set[str], valued: set[str], *, clusters: str = "",
+                   valued_letters: str = "") -> tuple[list[tuple[str, str | None]], list[str]] | str:
+    """Given literal arguments and the exact options a command may take, return (options, operands) or why not.
+
+    ``flags`` take no value, ``valued`` take one (``-x V``, ``--long V`` or ``--long=V``); ``clusters``
+    are single letters that may be combined (``-sS``), the last of which may be one of ``valued_letters``
+    (``-tAc 'query'``). ``--`` ends the options. Anything else, abbreviations included, is refused.
+    """
+    options: list[tuple[str, str | None]] = []
+    operands: list[str] = []
     index = 0
-    while index < len(args):
-        value = args[index].literal
-        if value is None:
-            return index, None
+    while index < len(values):
+        value = values[index]
         if value == "--":
-            index += 1
+            operands.extend(values[index + 1 :])
             break
-        if value.startswith("-"):
-            if value in with_value:
-                index += 1
+        if not value.startswith("-") or value == "-":
+            operands.append(value)
             index += 1
             continue
-        return index, value
-    if index < len(args):
-        return index, args[index].literal
-    return len(args), None
+        name, equals, attached = value.partition("=")
+        if name in flags and not equals:
+            options.append((name, None))
+        elif name in valued:
+            if equals:
+                options.append((name, attached))
+            elif index + 1 < len(values):
+                options.append((name, values[index + 1]))
+                index += 1
+            else:
+                return f"option {name} needs a value"
+        elif not value.startswith("--") and len(value) > 2 and all(letter in clusters + valued_letters for letter in value[1:]):
+            letters = value[1:]
+            if any(letter in valued_letters for letter in letters[:-1]):
+                return f"option cluster {value} is not known to be read-only"
+            for letter in letters[:-1]:
+                options.append((f"-{letter}", None))
+            if letters[-1] in valued_letters:
+                if index + 1 >= len(values):
+                    return f"option -{letters[-1]} needs a value"
+                options.append((f"-{letters[-1]}", values[index + 1]))
+                index += 1
+            else:
+                options.append((f"-{letters[-1]}", None))
+        else:
+            return f"option {value} is not known to be read-only"
+        index += 1
+    return options, operands
 
 
-def _only_options(allowed: set[str]) -> Rule:
+def _strict(flags: set[str], valued: set[str] = frozenset(), *, clusters: str = "", valued_letters: str = "",  # type: ignore[assignment]
+            operands: int | None = None, check: Callable[[list[tuple[str, str | None]], list[str]], str | None] | None = None,
+            computed_operands: bool = False) -> Rule:
+    """A rule: every argument literal, every option in the allow-list, at most ``operands`` operands, then ``check``.
+
+    With ``computed_operands`` (a command none of whose options can write, e.g. docker inspect), words the
+    shell computes are accepted after the literal ones: whatever they expand to is harmless there.
+    """
+
     def rule(args: list[Word], context: _Context) -> str | None:
+        if computed_operands:
+            first_computed = next((index for index, arg in enumerate(args) if arg.literal is None), len(args))
+            args = args[:first_computed]
         values = _literals(args)
-        if values is None or any(value not in allowed for value in values):
-            return "only " + ", ".join(sorted(allowed)) + " are read-only"
-        return None
+        if values is None:
+            return "an argument the shell computes"
+        parsed = _parse_options(values, set(flags), set(valued), clusters=clusters, valued_letters=valued_letters)
+        if isinstance(parsed, str):
+            return parsed
+        options, found = parsed
+        if operands is not None and len(found) > operands:
+            return f"more than {operands} operand(s)"
+        if any(operand.startswith("-") and operand != "-" for operand in found):
+            return "an operand that looks like an option"
+        return check(options, found) if check else None
 
     return rule
 
 
-def _subcommands(allowed: set[str], *, with_value: Sequence[str] = (), none_ok: bool = False) -> Rule:
-    def rule(args: list[Word], context: _Context) -> str | None:
-        _, subcommand = _first_subcommand(args, with_value)
-        if subcommand is None:
-            return None if none_ok and _literals(args) is not None else "no read-only sub-command"
-        return None if subcommand in allowed else f"sub-command {subcommand!r} is not read-only"
+def _reader_without(*options: str) -> Rule:
+    """A reader with a few options that must not appear (e.g. printf -v assigns into an array subscript)."""
 
-    return rule
-
-
-def _rejecting(*options: str, prefixes: Sequence[str] = ()) -> Rule:
     def rule(args: list[Word], context: _Context) -> str | None:
         for arg in args:
-            value = arg.literal
-            if value is None:
-                continue
-            if value in options or any(value.startswith(prefix) for prefix in prefixes):
-                return f"option {value} writes"
+            if arg.literal is not None and (arg.literal in options or any(arg.literal.startswith(o + "=") for o in options)):
+                return f"option {arg.literal} is not read-only"
+            if arg.literal is None and not arg.raw.startswith('"'):
+                return "an unquoted argument the shell computes"
         return None
 
     return rule
+
+
+# Environment settings known to make tools do LESS (no prompts, no automatic restarts, C locale).
+_KNOWN_ASSIGNMENTS = {"DEBIAN_FRONTEND=noninteractive", "NEEDRESTART_MODE=l", "UCF_FORCE_CONFFOLD=1", "LC_ALL=C", "LANG=C"}
+
+
+def _assignment_problem(text: str) -> str | None:
+    """Given NAME=VALUE, return None if it only sets a plain shell variable, else why not."""
+    name, _, value = text.partition("=")
+    if text in _KNOWN_ASSIGNMENTS:
+        return None
+    if name == "PGOPTIONS":
+        return None if value == READ_ONLY_PGOPTIONS else "PGOPTIONS other than the read-only value"
+    if not _SAFE_NAME.fullmatch(name):
+        return f"setting {name} changes what other commands do"
+    return None
 
 
 def _find(args: list[Word], context: _Context) -> str | None:
-    for arg in args:
-        if arg.literal in ("-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf", "-fls"):
-            return f"find {arg.literal} acts on files"
+    # A starting point may be a glob of an absolute path (/home/*/.ssh): it expands to paths, never to a test.
+    values = [arg.literal if arg.literal is not None else (arg.raw if _absolute_glob(arg.raw) else None) for arg in args]
+    if any(value is None for value in values):
+        return "an argument the shell computes"
+    tests = {"-type": 1, "-name": 1, "-iname": 1, "-path": 1, "-newer": 1, "-newermt": 1, "-mtime": 1, "-mmin": 1,
+             "-maxdepth": 1, "-mindepth": 1, "-printf": 1, "-size": 1, "-user": 1, "-perm": 1, "-print": 0,
+             "-print0": 0, "-o": 0, "-a": 0, "!": 0, "(": 0, ")": 0, "-not": 0, "-xdev": 0, "-prune": 0, "-empty": 0,
+             "-true": 0, "-false": 0, "-readable": 0}  # fmt: skip
+    index = 0
+    while index < len(values) and values[index] in ("-L", "-H", "-P"):
+        index += 1
+    while index < len(values) and not str(values[index]).startswith("-") and values[index] not in ("!", "(", ")"):
+        index += 1  # the starting points
+    while index < len(values):
+        if args[index].literal is None:
+            return "a find test the shell computes"
+        taken = tests.get(str(values[index]))
+        if taken is None:
+            return f"find {values[index]} is not known to be read-only"
+        index += 1 + taken
     return None
 
 
-_AWK_WRITES = re.compile(r"system\s*\(|\|\s*getline|\bprintf?\b[^;{}\n]*[>|]|\bclose\s*\(")
+def _absolute_glob(raw: str) -> bool:
+    """Given a word as written, return whether it is an unquoted absolute path with globs and nothing else."""
+    return raw.startswith("/") and not any(mark in raw for mark in "$`'\"{},")
+
+
+_AWK_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_AWK_REGEX = re.compile(r"(?:(?<=[~(,{!&|;])|^)\s*/(?:[^/\\\n]|\\.)*/")
+_AWK_STATEMENT = re.compile(r"\b(?:print|printf)\b[^;{}\n]*")
 
 
 def _awk(args: list[Word], context: _Context) -> str | None:
-    index = 0
-    while index < len(args):
-        value = args[index].literal
-        if value is None:
-            return "a computed awk argument"
-        if value in ("-F", "-v"):
-            index += 2
-            continue
-        if value.startswith(("-F", "-v")) and len(value) > 2:
-            index += 1
-            continue
-        if value.startswith("-"):
-            return f"awk option {value} is not known to be read-only"
-        if _AWK_WRITES.search(value):
-            return "the awk program writes or runs a command"
-        return None
-    return "no awk program"
-
-
-def _sort(args: list[Word], context: _Context) -> str | None:
-    for arg in args:
-        value = arg.literal or ""
-        if value.startswith(("-o", "--output", "--compress-program")) or (
-            value.startswith("-") and not value.startswith("--") and "o" in value[1:]
-        ):
-            return "sort -o writes a file"
-    return None
-
-
-def _uniq(args: list[Word], context: _Context) -> str | None:
-    return "uniq with two file arguments writes the second" if len(_non_options(args)) > 1 else None
-
-
-def _tee(args: list[Word], context: _Context) -> str | None:
-    targets = [arg.literal for arg in _non_options(args)]
-    if all(target == "/dev/null" or _under(target, context.writable) for target in targets):
-        return None
-    return "tee writes files"
-
-
-def _date(args: list[Word], context: _Context) -> str | None:
-    for arg in args:
-        value = arg.literal
-        if value is None or value in ("-s", "--set") or value.startswith("--set=") or (
-            not value.startswith(("-", "+"))
-        ):
-            return "date with that argument may set the clock"
-    return None
-
-
-def _hostname(args: list[Word], context: _Context) -> str | None:
-    allowed = {"-f", "--fqdn", "--long", "-s", "--short", "-i", "--ip-address", "-I", "--all-ip-addresses", "-d",
-               "--domain", "-A", "--all-fqdns"}  # fmt: skip
-    return _only_options(allowed)(args, context)
-
-
-def _kill(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args)
-    if values and (values[0] in ("-0", "-l") or values[:2] == ["-s", "0"]):
-        return None
-    return "kill sends a signal (only kill -0 and kill -l are read-only)"
-
-
-def _command(args: list[Word], context: _Context) -> str | None:
-    if args and args[0].literal in ("-v", "-V"):
-        return None
-    return _check_words(args, context)
-
-
-def _wrapper(with_value: Sequence[str], *, positional: int = 0) -> Rule:
-    """A command that runs another (env, timeout, nice): skip its options and ``positional`` words, check the rest."""
-
-    def rule(args: list[Word], context: _Context) -> str | None:
-        index = 0
-        while index < len(args) and (args[index].literal or "").startswith("-"):
-            if args[index].literal == "--":
-                index += 1
-                break
-            index += 2 if args[index].literal in with_value else 1
-        environment = list(context.environment)
-        while index < len(args) and args[index].literal is not None and _ASSIGNMENT.match(args[index].raw):
-            environment.append(str(args[index].literal))
-            index += 1
-        index += positional
-        rest = args[index:]
-        if not rest:
-            return None
-        inner = _Context(context.script, context.writable, tuple(environment))
-        return _check_words(rest, inner)
-
-    return rule
-
-
-def _sudo(args: list[Word], context: _Context) -> str | None:
-    index = 0
-    with_value = set("ugCDhprtUT")
-    while index < len(args):
-        value = args[index].literal
-        if value is None:
-            return "a computed sudo option"
-        if value == "--":
-            index += 1
-            break
-        if not value.startswith("-"):
-            break
-        if value in ("-e", "--edit") or (not value.startswith("--") and "e" in value[1:] and "=" not in value):
-            return "sudo -e edits files"
-        if value.startswith("--"):
-            index += 2 if value in ("--user", "--group", "--host", "--prompt", "--role", "--type", "--other-user") else 1
-            continue
-        letters = value[1:]
-        takes = next((position for position, letter in enumerate(letters) if letter in with_value), None)
-        index += 2 if takes is not None and takes == len(letters) - 1 else 1
-    rest = args[index:]
-    return None if not rest else _check_words(rest, context)
-
-
-def _shell(args: list[Word], context: _Context) -> str | None:
-    index = 0
-    while index < len(args):
-        value = args[index].literal
-        if value == "-c":
-            if index + 1 >= len(args) or args[index + 1].literal is None:
-                return "sh -c with a computed script"
-            return _problem(str(args[index + 1].literal), context.writable)
-        if value is None or not value.startswith(("-", "+")):
-            return "a shell running a script file"
-        index += 2 if value in ("-o", "+o") else 1
-    return "a shell reading commands from its input"
-
-
-def _systemctl(args: list[Word], context: _Context) -> str | None:
-    allowed = {"is-system-running", "is-active", "is-enabled", "is-failed", "status", "show", "list-units", "list-timers",
-               "list-unit-files", "list-sockets", "list-jobs", "cat", "get-default", "list-dependencies"}  # fmt: skip
-    with_value = ("-p", "--property", "-t", "--type", "--state", "-n", "--lines", "-o", "--output")
-    for arg in args:
-        if arg.literal in ("-H", "--host", "-M", "--machine"):
-            return "systemctl on another machine"
-    return _subcommands(allowed, with_value=with_value, none_ok=True)(args, context)
-
-
-def _journalctl(args: list[Word], context: _Context) -> str | None:
-    return _rejecting("--rotate", "--flush", "--sync", "--relinquish-var", "--smart-relinquish-var", "--setup-keys",
-                      "--update-catalog", prefixes=("--vacuum",))(args, context)  # fmt: skip
-
-
-def _dpkg(args: list[Word], context: _Context) -> str | None:
-    actions = {"-l", "--list", "-s", "--status", "-L", "--listfiles", "-S", "--search", "--audit", "-C",
-               "--print-architecture", "--print-foreign-architectures", "--get-selections", "--compare-versions", "-p",
-               "--print-avail", "--version", "--help", "-V", "--verify"}  # fmt: skip
-    first = args[0].literal if args else None
-    return None if first in actions else "only dpkg's listing and audit actions are read-only"
-
-
-_APT_SIMULATE = {"-s", "--simulate", "--dry-run", "--just-print", "--no-act", "--recon"}
-
-
-def _apt_get(args: list[Word], context: _Context) -> str | None:
     values = _literals(args)
     if values is None:
-        return "a computed apt-get argument"
-    _, subcommand = _first_subcommand(args, ("-o", "-c", "-t", "--option", "--config-file", "--target-release"))
-    simulated = any(value in _APT_SIMULATE for value in values)
-    if simulated and subcommand in {"upgrade", "dist-upgrade", "full-upgrade", "install", "remove", "purge", "autoremove"}:
-        return None
-    return "apt-get changes packages or their lists unless simulating (-s) an install or upgrade"
-
-
-def _apt_cache(args: list[Word], context: _Context) -> str | None:
-    _, subcommand = _first_subcommand(args, ("-o", "-c"))
-    return "apt-cache gencaches writes caches" if subcommand == "gencaches" else None
-
-
-def _needrestart(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args) or []
-    text = " ".join(values)
-    if ("-r l" in text or "-rl" in values) and _literals(args) is not None:
-        return None
-    return "needrestart restarts services unless in list mode (-r l)"
-
-
-_DOCKER_GLOBAL_VALUE = ("-H", "--host", "-c", "--context", "--config", "-l", "--log-level")
-_COMPOSE_GLOBAL_VALUE = ("-f", "--file", "-p", "--project-name", "--project-directory", "--env-file", "--profile",
-                         "--ansi", "--progress", "--parallel")  # fmt: skip
-_DOCKER_READS = {"ps", "images", "inspect", "version", "info", "logs", "top", "port", "diff", "history"}
-_DOCKER_OBJECT_READS = {"ls", "list", "inspect", "history", "logs", "top", "port", "diff", "df", "info"}
-
-
-def _docker(args: list[Word], context: _Context) -> str | None:
-    index, subcommand = _first_subcommand(args, _DOCKER_GLOBAL_VALUE)
-    if subcommand is None:
-        return "a computed docker sub-command"
-    rest = args[index + 1 :]
-    if subcommand in _DOCKER_READS:
-        return None
-    if subcommand == "stats":
-        return None if any(arg.literal == "--no-stream" for arg in rest) else "docker stats without --no-stream never ends"
-    if subcommand in ("image", "container", "network", "volume", "system"):
-        _, action = _first_subcommand(rest)
-        return None if action in _DOCKER_OBJECT_READS else f"docker {subcommand} {action} is not read-only"
-    if subcommand == "compose":
-        return _compose(rest, context)
-    if subcommand == "exec":
-        return _container_exec(rest, context, ("-u", "--user", "-w", "--workdir", "-e", "--env", "--env-file"))
-    return f"docker {subcommand} is not read-only"
-
-
-def _compose(args: list[Word], context: _Context) -> str | None:
-    index, subcommand = _first_subcommand(args, _COMPOSE_GLOBAL_VALUE)
-    rest = args[index + 1 :]
-    if subcommand in ("ps", "images", "ls", "version", "top", "port", "logs"):
-        return None
-    if subcommand == "config":
-        return _rejecting("-o", "--output", prefixes=("--output=",))(rest, context)
-    if subcommand == "exec":
-        return _container_exec(rest, context, ("-u", "--user", "-w", "--workdir", "-e", "--env", "--index"))
-    return f"docker compose {subcommand} is not read-only"
-
-
-def _container_exec(args: list[Word], context: _Context, with_value: Sequence[str]) -> str | None:
-    """``docker exec [options] CONTAINER COMMAND...``: the command runs in the container; check it the same way."""
-    environment = list(context.environment)
+        return "an argument the shell computes"
     index = 0
-    while index < len(args):
-        value = args[index].literal
-        if value is None or not value.startswith("-"):
-            break  # the container (or service) name: computed is fine, it runs nothing
-        if value in ("-e", "--env"):
-            if index + 1 >= len(args) or args[index + 1].literal is None:
-                return "a computed docker exec environment"
-            environment.append(str(args[index + 1].literal))
-        elif value.startswith(("--env=", "-e")) and len(value) > 2 and value != "--env":
-            environment.append(value.split("=", 1)[1] if value.startswith("--env=") else value[2:])
-        index += 2 if value in with_value else 1
-    if index + 1 >= len(args):
-        return "docker exec without a command"
-    inner = _Context(context.script, (), tuple(environment))
-    return _check_words(args[index + 1 :], inner)
-
-
-def _pm2(args: list[Word], context: _Context) -> str | None:
-    _, subcommand = _first_subcommand(args)
-    if subcommand not in {"jlist", "list", "ls", "l", "status", "describe", "desc", "show", "info", "prettylist", "pid"}:
-        return f"pm2 {subcommand} is not read-only"
-    if PM2_DAEMON_RUNNING not in context.script:
-        return "pm2 starts its daemon (writing ~/.pm2) when none runs: test PM2_DAEMON_RUNNING first"
+    while index < len(values) and values[index] in ("-F", "-v"):
+        if values[index] == "-v":
+            problem = _assignment_problem(values[index + 1] if index + 1 < len(values) else "")
+            if problem:
+                return problem
+        index += 2
+    if index >= len(values):
+        return "no awk program"
+    if values[index].startswith("-"):
+        return f"awk option {values[index]} is not known to be read-only"
+    program = _AWK_REGEX.sub(" ", _AWK_STRING.sub('""', values[index]))
+    if re.search(r"\b(system|getline|close|fflush)\b|\|&|\bENVIRON\b", program):
+        return "the awk program runs a command or reads or writes another file"
+    if any(re.search(r"[>|]", statement) for statement in _AWK_STATEMENT.findall(program)):
+        return "the awk program prints into a file or a command"
     return None
-
-
-_CURL_WRITES = {"-O", "--remote-name", "--remote-name-all", "-J", "--remote-header-name", "-d", "--data", "--data-raw",
-                "--data-binary", "--data-urlencode", "--data-ascii", "-F", "--form", "--form-string", "-T",
-                "--upload-file", "-K", "--config", "--output-dir", "-c", "--cookie-jar", "--json", "--libcurl",
-                "--trace", "--trace-ascii", "--create-dirs"}  # fmt: skip
-_CURL_VALUE_LETTERS = set("oXdFTKcDwHuAebmxUErYyzCQtP")
-
-
-def _curl(args: list[Word], context: _Context) -> str | None:
-    index = 0
-    while index < len(args):
-        value = args[index].literal
-        if value is None:
-            index += 1
-            continue
-        following = args[index + 1].literal if index + 1 < len(args) else None
-        if value.startswith("--"):
-            name = value.split("=", 1)[0]
-            given = value.split("=", 1)[1] if "=" in value else following
-            if name in _CURL_WRITES or (name == "--stderr" and given not in ("-", "/dev/null")):
-                return f"curl {name} writes or sends data"
-            if name in ("--output", "--dump-header") and given not in ("/dev/null", "-"):
-                return f"curl {name} writes a file"
-            if name == "--request" and (given or "").upper() not in ("GET", "HEAD"):
-                return "curl --request other than GET/HEAD"
-            index += 1 if "=" in value or name not in ("--output", "--dump-header", "--request", "--stderr",
-                                                       "--max-time", "--connect-timeout", "--write-out", "--header",
-                                                       "--user-agent", "--resolve", "--cacert", "--retry") else 2  # fmt: skip
-            continue
-        if value.startswith("-") and len(value) > 1:
-            letters = value[1:]
-            for position, letter in enumerate(letters):
-                if "-" + letter in _CURL_WRITES:
-                    return f"curl -{letter} writes or sends data"
-                if letter in _CURL_VALUE_LETTERS:
-                    given = letters[position + 1 :] or following
-                    if letter in "oD" and given not in ("/dev/null", "-"):
-                        return f"curl -{letter} writes a file"
-                    if letter == "X" and (given or "").upper() not in ("GET", "HEAD"):
-                        return "curl -X other than GET/HEAD"
-                    index += 0 if letters[position + 1 :] else 1
-                    break
-            index += 1
-            continue
-        index += 1
-    return None
-
-
-def _redis_cli(args: list[Word], context: _Context) -> str | None:
-    _, subcommand = _first_subcommand(args, ("-h", "-p", "-a", "-n", "-s", "-u", "--user", "--pass"))
-    return None if (subcommand or "").lower() in ("ping", "info", "dbsize") else "only redis-cli ping/info/dbsize are read-only"
-
-
-def _pg_restore(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args) or []
-    if ("-l" in values or "--list" in values) and not any(
-        value in ("-d", "--dbname", "-f", "--file") or value.startswith(("--dbname=", "--file=")) for value in values
-    ):
-        return None
-    return "pg_restore writes unless it only lists (-l)"
-
-
-def _psql(args: list[Word], context: _Context) -> str | None:
-    if not any(entry.startswith("PGOPTIONS=") and READ_ONLY_PGOPTIONS in entry for entry in context.environment):
-        return "psql without a read-only transaction (PGOPTIONS with default_transaction_read_only=on)"
-    index = 0
-    while index < len(args):
-        value = args[index].literal
-        following = args[index + 1].literal if index + 1 < len(args) else None
-        index += 1
-        if value is None or not value.startswith("-") or value == "-":
-            continue
-        if value.startswith("--"):
-            name, _, given = value.partition("=")
-            if name in ("--file", "--output", "--log-file"):
-                return f"psql {name} reads a script or writes a file"
-            if name == "--command" and not _plain_query(given or following):
-                return "a psql query that is computed or holds a meta-command"
-            continue
-        # A cluster such as -tAc or -Uzpro: letters up to the first that takes a value.
-        for position, letter in enumerate(value[1:]):
-            if letter in "foL":
-                return f"psql -{letter} reads a script or writes a file"
-            if letter in "cdhpPUvT":
-                value_given = value[position + 2 :] or following
-                if letter == "c" and not _plain_query(value_given):
-                    return "a psql query that is computed or holds a meta-command"
-                index += 0 if value[position + 2 :] else 1
-                break
-    return None
-
-
-def _plain_query(query: str | None) -> bool:
-    # A backslash starts a psql meta-command (\! runs a shell); the read-only transaction covers the rest.
-    return query is not None and "\\" not in query
-
-
-def _openssl(args: list[Word], context: _Context) -> str | None:
-    _, subcommand = _first_subcommand(args)
-    values = _literals(args) or []
-    if subcommand == "x509" and "-noout" in values and "-out" not in values:
-        return None
-    if subcommand in ("s_client", "version"):
-        return None
-    return "only openssl x509 -noout, s_client and version are read-only"
-
-
-def _crontab(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args)
-    return None if values is not None and "-l" in values and not ({"-e", "-r", "-i"} & set(values)) else "crontab changes the table"
-
-
-def _mount(args: list[Word], context: _Context) -> str | None:
-    return None if not args else "mount with arguments mounts"
-
-
-def _sysctl(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args)
-    if values is None or any(value in ("-w", "--write", "-p", "--load", "--system") or "=" in value for value in values):
-        return "sysctl with that argument writes a setting"
-    return None
-
-
-def _ip(args: list[Word], context: _Context) -> str | None:
-    index, obj = _first_subcommand(args)
-    if obj not in ("addr", "a", "address", "route", "r", "link", "l", "neigh", "n", "-br"):
-        return "only ip addr/route/link/neigh show are read-only"
-    _, action = _first_subcommand(args[index + 1 :])
-    return None if action in (None, "show", "list", "ls") else f"ip {obj} {action} changes the network"
-
-
-def _tar(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args) or ["?"]
-    first = values[0] if values else ""
-    listing = "-t" in values or "--list" in values or (not first.startswith("-") and "t" in first)
-    writing = any(value in ("-x", "-c", "-r", "-u", "-A", "--delete", "--extract", "--create", "--append") for value in values)
-    return None if listing and not writing else "tar writes unless it only lists (-t)"
-
-
-def _unzip(args: list[Word], context: _Context) -> str | None:
-    values = _literals(args) or []
-    return None if any(value in ("-l", "-Z", "-t", "-v") for value in values) else "unzip writes unless it lists (-l)"
 
 
 _SED_SUBSTITUTE = re.compile(r"s(?P<d>[^\\\n])(?:(?!(?P=d)).|\\.)*(?P=d)(?:(?!(?P=d)).|\\.)*(?P=d)[gpiIm0-9]*")
@@ -544,92 +259,373 @@ _SED_PRINT = re.compile(r"(?:\d+|\$|/[^/\n]*/)?(?:,(?:\d+|\$|/[^/\n]*/))?[pdq=]"
 
 def _sed(args: list[Word], context: _Context) -> str | None:
     """sed with substitutions (flags g, p, i, m, N) and p/d/q/= only: no w, W, e, r, R or in-place editing."""
-    scripts: list[str] = []
-    index = 0
-    while index < len(args):
-        value = args[index].literal
-        if value is None:
-            return "a computed sed argument"
-        if value in ("-e", "--expression"):
-            scripts.append(args[index + 1].literal or "w") if index + 1 < len(args) else None
-            index += 2
-            continue
-        if value.startswith("-"):
-            if value not in ("-n", "--quiet", "--silent", "-E", "-r", "--regexp-extended", "-s", "-u", "-z"):
-                return f"sed option {value} is not known to be read-only"
-            index += 1
-            continue
-        if not scripts:
-            scripts.append(value)
-        index += 1
+    values = _literals(args)
+    if values is None:
+        return "an argument the shell computes"
+    parsed = _parse_options(values, {"-n", "-E", "-r", "-s", "-u", "-z"}, {"-e"}, clusters="nEr")
+    if isinstance(parsed, str):
+        return parsed
+    options, operands = parsed
+    scripts = [value for name, value in options if name == "-e" and value is not None] or operands[:1]
     for script in scripts:
-        for part in script.replace("\n", ";").split(";"):
+        for part in script.replace("\\n", ";").split(";"):
             part = part.strip()
             if part and not (_SED_SUBSTITUTE.fullmatch(part) or _SED_PRINT.fullmatch(part)):
                 return f"sed script {part!r} is not known to be read-only"
     return None if scripts else "no sed script"
 
 
-def _fuser(args: list[Word], context: _Context) -> str | None:
-    for arg in args:
-        value = arg.literal or ""
-        if value == "--kill" or (value.startswith("-") and not value.startswith("--") and "k" in value):
-            return "fuser -k kills processes"
+def _date(options: list[tuple[str, str | None]], operands: list[str]) -> str | None:
+    return None if all(operand.startswith("+") for operand in operands) else "date with an argument that sets the clock"
+
+
+def _kill(args: list[Word], context: _Context) -> str | None:
+    values = _literals(args)
+    if values == ["-l"] or (values and values[0] == "-0" and all(value.isdigit() for value in values[1:]) and len(values) > 1):
+        return None
+    return "kill sends a signal (only kill -0 PID... and kill -l are read-only)"
+
+
+def _command(args: list[Word], context: _Context) -> str | None:
+    if args and args[0].literal in ("-v", "-V"):
+        return None if all(arg.literal is not None or arg.raw.startswith('"') for arg in args[1:]) else "a computed name"
+    return _check_words(args, context) if args else None
+
+
+def _env(args: list[Word], context: _Context) -> str | None:
+    environment = list(context.environment)
+    index = 0
+    while index < len(args):
+        value = args[index].literal
+        if value is None or value.startswith("-"):
+            return "env with an option or a computed argument"
+        if "=" not in value:
+            break
+        problem = _assignment_problem(value)
+        if problem:
+            return problem
+        environment.append(value)
+        index += 1
+    rest = args[index:]
+    return _check_words(rest, _Context(context.writable, tuple(environment))) if rest else None
+
+
+def _timeout(args: list[Word], context: _Context) -> str | None:
+    if not args or args[0].literal is None or not re.fullmatch(r"[0-9.]+[smhd]?", args[0].literal):
+        return "timeout needs a plain duration first (no options)"
+    return _check_words(args[1:], context) if len(args) > 1 else "timeout without a command"
+
+
+def _sudo(args: list[Word], context: _Context) -> str | None:
+    values = [arg.literal for arg in args]
+    index = 0
+    while index < len(values):
+        value = values[index]
+        if value is None:
+            return "a computed sudo argument"
+        if value == "--":
+            index += 1
+            break
+        if not value.startswith("-"):
+            break
+        if value in ("-n", "-i", "-H"):
+            index += 1
+        elif value in ("-u", "-iu", "-niu", "-inu", "-nu"):
+            if index + 1 >= len(values) or values[index + 1] is None or not re.fullmatch(r"[a-z_][a-z0-9_-]*", str(values[index + 1])):
+                return "sudo -u needs a plain user name"
+            index += 2
+        else:
+            return f"sudo option {value} is not known to be read-only"
+    rest = args[index:]
+    return _check_words(rest, context) if rest else None
+
+
+def _shell(args: list[Word], context: _Context) -> str | None:
+    if len(args) < 2 or args[0].literal != "-c":
+        return "a shell running anything but -c SCRIPT"
+    if args[1].literal is None:
+        return "sh -c with a computed script"
+    return _problem(str(args[1].literal), context.writable)
+
+
+_SYSTEMCTL_READS = {"is-system-running", "is-active", "is-enabled", "is-failed", "status", "show", "list-units",
+                    "list-timers", "list-unit-files", "list-sockets", "list-jobs", "cat", "get-default",
+                    "list-dependencies"}  # fmt: skip
+
+
+def _systemctl_check(options: list[tuple[str, str | None]], operands: list[str]) -> str | None:
+    if not operands:
+        return None  # `systemctl` (--failed...) lists units
+    return None if operands[0] in _SYSTEMCTL_READS else f"systemctl {operands[0]} is not read-only"
+
+
+def _apt_get_check(options: list[tuple[str, str | None]], operands: list[str]) -> str | None:
+    names = {name for name, _ in options}
+    if not names & {"-s", "--simulate", "--dry-run", "--just-print", "--no-act"}:
+        return "apt-get changes packages unless it simulates (-s)"
+    allowed = re.compile(r"(DPkg::Lock::Timeout=[0-9]+|Dpkg::Options::=--force-conf(def|old)|Debug::NoLocking=1|"
+                         r"Dir::Cache::(pkgcache|srcpkgcache)=)", re.IGNORECASE)
+    for name, value in options:
+        if name == "-o" and not allowed.fullmatch(value or ""):
+            return f"apt-get -o {value} is not known to keep it a simulation"
+    if not operands or operands[0] not in {"upgrade", "dist-upgrade", "full-upgrade", "install", "remove", "purge"}:
+        return "apt-get simulates only an install or upgrade"
     return None
 
 
+def _needrestart_check(options: list[tuple[str, str | None]], operands: list[str]) -> str | None:
+    modes = [value for name, value in options if name == "-r"]
+    return None if modes == ["l"] and not operands else "needrestart restarts services unless in list mode (-r l, once)"
+
+
+_DOCKER_FORMAT = {"--format", "-f"}
+
+
+def _docker(args: list[Word], context: _Context) -> str | None:
+    if not args or args[0].literal is None or args[0].literal.startswith("-"):
+        return "docker with a global option or a computed sub-command"
+    subcommand, rest = args[0].literal, args[1:]
+    simple: dict[str, Rule] = {
+        "ps": _strict({"-a", "--all", "-q", "--quiet", "--no-trunc"}, {"--format", "--filter", "-f"}, clusters="aq", operands=0),
+        "inspect": _strict({"--size", "-s"}, {"--format", "-f", "--type"}, computed_operands=True),
+        "images": _strict({"-q", "--digests", "--no-trunc", "-a"}, {"--format", "--filter", "-f"}, clusters="aq"),
+        "version": _strict(set(), {"--format", "-f"}, operands=0),
+        "info": _strict(set(), {"--format", "-f"}, operands=0),
+    }
+    if subcommand in simple:
+        return simple[subcommand](rest, context)
+    if subcommand in ("image", "container") and rest and rest[0].literal in ("inspect", "ls", "list"):
+        return _strict({"-a", "-q", "--no-trunc", "--size", "-s"}, {"--format", "-f", "--filter"}, clusters="aq",
+                       computed_operands=rest[0].literal == "inspect")(rest[1:], context)
+    if subcommand == "compose":
+        return _compose(rest, context)
+    if subcommand == "exec":
+        return _container_exec(rest, context, compose=False)
+    return f"docker {subcommand} is not read-only"
+
+
+def _compose(args: list[Word], context: _Context) -> str | None:
+    index = 0
+    while index < len(args) and (args[index].literal or "").startswith("-"):
+        if args[index].literal not in ("-f", "--file", "-p", "--project-name", "--project-directory", "--env-file"):
+            return f"docker compose option {args[index].literal} is not known to be read-only"
+        if index + 1 >= len(args) or args[index + 1].literal is None:
+            return "a computed docker compose option value"
+        index += 2
+    if index >= len(args) or args[index].literal is None:
+        return "docker compose without a plain sub-command"
+    subcommand, rest = args[index].literal, args[index + 1 :]
+    rules: dict[str, Rule] = {
+        "config": _strict({"-q", "--quiet", "--services", "--images", "--volumes", "--no-interpolate"}, {"--format"}),
+        "ps": _strict({"-a", "--all", "-q", "--quiet", "--services"}, {"--format", "--status", "--filter"}, clusters="aq"),
+        "images": _strict({"-q", "--quiet"}, {"--format"}),
+        "ls": _strict({"-a", "--all", "-q"}, {"--format"}, operands=0),
+        "version": _strict({"--short"}, {"--format"}, operands=0),
+    }
+    if subcommand in rules:
+        return rules[subcommand](rest, context)
+    if subcommand == "exec":
+        return _container_exec(rest, context, compose=True)
+    return f"docker compose {subcommand} is not read-only"
+
+
+def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> str | None:
+    """``docker [compose] exec [options] CONTAINER COMMAND...``: the command runs in the container; check it the same way."""
+    environment = list(context.environment)
+    flags = {"-T", "-i"} if compose else {"-i"}
+    index = 0
+    while index < len(args):
+        value = args[index].literal
+        if value is None or not value.startswith("-"):
+            break  # the container (or service): computed is fine, it names where, not what
+        if value in flags:
+            index += 1
+            continue
+        if value in ("-e", "--env", "-u", "--user"):
+            given = args[index + 1].literal if index + 1 < len(args) else None
+            if given is None:
+                return f"a computed docker exec {value} value"
+            if value in ("-e", "--env"):
+                problem = _assignment_problem(given)
+                if problem:
+                    return problem
+                environment.append(given)
+            index += 2
+            continue
+        return f"docker exec option {value} is not known to be read-only"
+    if index + 1 >= len(args):
+        return "docker exec without a command"
+    return _check_words(args[index + 1 :], _Context((), tuple(environment)))
+
+
+_CURL_SCHEMES = ("http://", "https://")
+_CURL_URL_WORD = re.compile(r'"https?://[^"`\\]*"')
+
+
+def _curl_check(options: list[tuple[str, str | None]], operands: list[str]) -> str | None:
+    for name, value in options:
+        if name in ("-o", "--output") and value != "/dev/null":
+            return "curl writes a file"
+        if name in ("-w", "--write-out") and "%output" in (value or ""):
+            return "curl -w %output writes a file"
+    if len(operands) != 1 or not operands[0].startswith(_CURL_SCHEMES):
+        return "curl needs exactly one http(s) URL"
+    return None
+
+
+def _curl(args: list[Word], context: _Context) -> str | None:
+    # The URL may be computed when it is one double-quoted word that starts http(s):// (it cannot become an option).
+    if args and args[-1].literal is None and _CURL_URL_WORD.fullmatch(args[-1].raw):
+        args = [*args[:-1], Word(raw=args[-1].raw, literal="http://computed.invalid/")]
+    return _CURL_OPTIONS(args, context)
+
+
+def _redis_cli(args: list[Word], context: _Context) -> str | None:
+    values = _literals(args)
+    if values is None:
+        return "a computed redis-cli argument"
+    while len(values) >= 2 and values[0] in ("-h", "-p", "-n"):
+        values = values[2:]
+    return None if [value.lower() for value in values] in (["ping"], ["info"], ["dbsize"]) else \
+        "only redis-cli [-h H] [-p P] ping/info/dbsize are read-only"
+
+
+_PSQL_FUNCTIONS = {"pg_database_size", "current_database", "count", "max", "min", "coalesce", "lower", "upper",
+                   "version", "now", "length", "to_char", "extract", "date_trunc"}  # fmt: skip
+_SQL_CALL = re.compile(r'("?)([A-Za-z_][A-Za-z0-9_.]*)\1\s*\(')
+
+
+def _psql(args: list[Word], context: _Context) -> str | None:
+    if f"PGOPTIONS={READ_ONLY_PGOPTIONS}" not in context.environment or any(
+        entry.startswith("PGOPTIONS=") and entry != f"PGOPTIONS={READ_ONLY_PGOPTIONS}" for entry in context.environment
+    ):
+        return "psql without exactly the read-only PGOPTIONS"
+    values: list[str] = []
+    for index, arg in enumerate(args):
+        previous = args[index - 1].literal if index else None
+        if arg.literal is None and previous in ("-U", "-d") and re.fullmatch(r'"\$[a-z_][a-z0-9_]*"', arg.raw):
+            values.append("computed-name")  # a user or database name from a variable: a value, never an option
+        elif arg.literal is None:
+            return "a computed psql argument"
+        else:
+            values.append(arg.literal)
+    parsed = _parse_options(values, {"-X", "-A", "-t", "-q", "--no-psqlrc", "--tuples-only", "--no-align", "--quiet"},
+                            {"-U", "-d", "-h", "-p", "-c", "-F", "--username", "--dbname", "--host", "--port",
+                             "--field-separator"},
+                            clusters="XAtq", valued_letters="UdhpcF")  # fmt: skip
+    if isinstance(parsed, str):
+        return parsed
+    options, operands = parsed
+    queries = [value for name, value in options if name == "-c"]
+    if len(queries) != 1 or operands:
+        return "psql needs exactly one -c query"
+    return _query_problem(str(queries[0]))
+
+
+def _query_problem(query: str) -> str | None:
+    text = query.strip().rstrip(";").strip()
+    lowered = text.lower()
+    if not lowered.startswith("select ") or ";" in text or "\\" in text:
+        return "a psql query other than one SELECT"
+    if re.search(r"\b(into|copy|lo_\w+|dblink\w*|set_config|pg_\w*(terminate|cancel|reload|rotate|switch|read_file|write)\w*)\b", lowered):
+        return "a psql query that may act (into, copy, a function with side effects)"
+    unknown = {name for _, name in _SQL_CALL.findall(text) if name.lower() not in _PSQL_FUNCTIONS and name.lower() not in ("in",)}
+    return f"a psql query calling {', '.join(sorted(unknown))}" if unknown else None
+
+
+def _openssl(args: list[Word], context: _Context) -> str | None:
+    values = _literals(args)
+    if values is None or not values:
+        return "a computed openssl argument"
+    if values[0] == "x509":
+        return _strict({"-noout", "-enddate", "-startdate", "-subject", "-issuer", "-dates", "-serial", "-fingerprint",
+                        "-sha256"}, {"-in", "-checkend"}, operands=0,
+                       check=lambda options, operands: None if ("-noout", None) in options else "openssl x509 without -noout")(args[1:], context)  # fmt: skip
+    if values[0] == "s_client":
+        return _strict({"-showcerts", "-brief"}, {"-connect", "-servername", "-CAfile"}, operands=0)(args[1:], context)
+    return None if values == ["version"] else "only openssl x509 -noout, s_client and version are read-only"
+
+
+def _pm2(args: list[Word], context: _Context) -> str | None:
+    return "pm2 starts its daemon (writing ~/.pm2) when none runs: ask it only through PM2_LISTING"
+
+
+def _ip_check(options: list[tuple[str, str | None]], operands: list[str]) -> str | None:
+    if not operands or operands[0] not in ("addr", "a", "address", "route", "r", "link", "l", "neigh", "n"):
+        return "only ip addr/route/link/neigh show are read-only"
+    return None if operands[1:2] in ([], ["show"], ["list"], ["ls"]) and len(operands) <= 4 else "ip that changes the network"
+
+
+_CURL_OPTIONS = _strict({"-s", "-S", "-f", "-k", "-L", "-I", "--silent", "--show-error", "--fail", "--head", "--insecure",
+                     "--location"}, {"-o", "--output", "--max-time", "-m", "--connect-timeout", "-w", "--write-out", "-H",
+                                     "--header"}, clusters="sSfkLI", valued_letters="o", check=_curl_check)
+
+
 _RULES: dict[str, Rule] = {
+    "printf": _reader_without("-v"),
+    "test": _reader_without("-v", "-R"),
+    "[": _reader_without("-v", "-R"),
     "find": _find,
     "awk": _awk,
     "gawk": _awk,
     "mawk": _awk,
-    "sort": _sort,
-    "uniq": _uniq,
-    "tee": _tee,
-    "date": _date,
-    "hostname": _hostname,
+    "sed": _sed,
+    "sort": _strict({"-n", "-r", "-u", "-h", "-V", "-s", "-b", "-f", "-g", "-M", "-z"}, {"-k", "-t"},
+                    clusters="nruhVsbfgMz"),
+    "uniq": _strict({"-c", "-d", "-u", "-i"}, clusters="cdui", operands=1),
+    "tee": _strict(set(), operands=0),  # stdout only
+    "date": _strict({"-u", "--utc", "-R", "-Is", "-Iseconds"}, {"-d", "--date"}, check=_date),
+    "hostname": _strict({"-f", "--fqdn", "-s", "--short", "-i", "-I", "-d", "-A"}, operands=0),
     "kill": _kill,
     "command": _command,
-    "env": _wrapper(("-u", "--unset", "-C", "--chdir", "-S", "--split-string")),
-    "timeout": _wrapper(("-s", "--signal", "-k", "--kill-after"), positional=1),
-    "nice": _wrapper(("-n", "--adjustment")),
-    "ionice": _wrapper(("-c", "--class", "-n", "--classdata", "-p", "--pid", "-P", "--pgid", "-u", "--uid")),
+    "env": _env,
+    "timeout": _timeout,
     "sudo": _sudo,
     "sh": _shell,
     "bash": _shell,
     "dash": _shell,
-    "systemctl": _systemctl,
-    "journalctl": _journalctl,
-    "dpkg": _dpkg,
-    "apt-get": _apt_get,
-    "apt-cache": _apt_cache,
-    "apt": _subcommands({"list", "show", "search", "policy", "depends", "rdepends", "madison"}),
-    "apt-mark": _subcommands({"showhold", "showmanual", "showauto", "showinstall", "showremove", "showpurge"}),
-    "needrestart": _needrestart,
+    "systemctl": _strict({"--no-pager", "--plain", "--no-legend", "--all", "-a", "--failed", "--value", "--quiet", "-q",
+                          "--wait", "--full", "-l"}, {"--state", "-p", "--property", "--type", "-t"},
+                         check=_systemctl_check),
+    "journalctl": _strict({"--list-boots", "--no-pager", "-q", "--utc", "-k", "-r", "--reverse", "-b"},
+                          {"-u", "--unit", "--since", "--until", "-n", "--lines", "-o", "--output", "-t", "-p"}, operands=0),
+    "dpkg": _strict({"--audit", "-l", "--list", "-s", "--status", "-L", "--listfiles", "--print-architecture",
+                     "--get-selections"}),
+    "apt-get": _strict({"-s", "--simulate", "--dry-run", "--just-print", "--no-act", "-q", "-qq"}, {"-o"},
+                       check=_apt_get_check),
+    "apt-cache": _strict({"-q"}, check=lambda options, operands: None if operands[:1] and operands[0] in
+                         ("policy", "show", "madison", "depends", "rdepends", "showpkg", "search") else "apt-cache that writes"),
+    "apt": _strict({"--upgradable", "--installed", "-a", "--all-versions", "-q"},
+                   check=lambda options, operands: None if operands[:1] and operands[0] in ("list", "show", "policy", "search")
+                   else "apt that changes packages"),
+    "apt-mark": _strict(set(), check=lambda options, operands: None if operands[:1] and operands[0] in
+                        ("showhold", "showmanual", "showauto") else "apt-mark that marks"),
+    "needrestart": _strict({"-b", "-q"}, {"-r"}, check=_needrestart_check),
     "docker": _docker,
     "docker-compose": _compose,
     "pm2": _pm2,
-    "curl": _curl,
+    "curl": lambda args, context: _curl(args, context),
+
     "redis-cli": _redis_cli,
-    "pg_restore": _pg_restore,
+    "pg_restore": _strict({"-l", "--list"}, operands=1,
+                          check=lambda options, operands: None if options else "pg_restore writes unless it only lists (-l)"),
     "psql": _psql,
-    "nginx": _only_options({"-v", "-V", "-h", "-?"}),
     "openssl": _openssl,
-    "crontab": _crontab,
-    "mount": _mount,
-    "swapon": _only_options({"--show", "-s", "--summary", "--noheadings", "--bytes"}),
-    "ufw": _subcommands({"status"}),
-    "iptables": _only_options({"-L", "-S", "--list", "--list-rules", "-n", "-v", "--numeric", "--line-numbers", "-x"}),
-    "certbot": _subcommands({"certificates"}),
-    "node": _only_options({"--version", "-v"}),
-    "npm": _only_options({"--version", "-v"}),
-    "npx": _only_options({"--version", "-v"}),
-    "sysctl": _sysctl,
-    "ip": _ip,
-    "tar": _tar,
-    "unzip": _unzip,
-    "fuser": _fuser,
-    "sed": _sed,
+    "crontab": _strict({"-l"}, {"-u"}, operands=0,
+                       check=lambda options, operands: None if ("-l", None) in options else "crontab that changes the table"),
+    "mount": _strict(set(), operands=0),
+    "swapon": _strict({"--show", "-s", "--summary", "--noheadings", "--bytes", "--raw"}, operands=0),
+    "ufw": _strict({"verbose", "numbered"}, check=lambda options, operands: None if operands[:1] == ["status"] and
+                   set(operands[1:]) <= {"verbose", "numbered"} else "ufw that changes the firewall"),
+    "iptables": _strict({"-L", "-S", "--list", "--list-rules", "-n", "-v", "--numeric", "--line-numbers", "-x"}, {"-t"},
+                        clusters="LSnvx", operands=1),
+    "nginx": _strict({"-v", "-V"}, operands=0),
+    "node": _strict({"--version", "-v"}, operands=0),
+    "npm": _strict({"--version", "-v"}, operands=0),
+    "ip": _strict({"-j", "-4", "-6", "-br", "-o", "-d"}, check=_ip_check),
+    "unzip": _strict({"-l", "-Z", "-t", "-v"}, operands=1,
+                     check=lambda options, operands: None if options else "unzip extracts unless it lists (-l)"),
+    "fuser": _strict({"-v", "-m", "-s", "-u", "-a"}, clusters="vmsua"),
 }
 # Commands that write, accepted only when every path they touch lies under a writable directory.
 _BOOKKEEPING = {"mkdir", "rmdir", "rm", "mv", "touch"}
@@ -679,8 +675,21 @@ def _check_words(words: list[Word], context: _Context) -> str | None:
     if name is None:
         return f"the command name {words[0].raw!r} is computed"
     if "/" in name:
-        name = name.rsplit("/", 1)[1]
+        return f"{_show(words)}: a command named by its path (only bare names are in the vocabulary)"
     args = words[1:]
+    if name == _PM2_LISTING_MARK and not args:
+        return None
+    if name in ("export", "local"):
+        for arg in args:
+            problem = "a computed assignment" if arg.literal is None else _assignment_problem(arg.literal)
+            if problem:
+                return f"{_show(words)}: {problem}"
+        return None
+    if name == "set":
+        values = _literals(args)
+        if values is None or not set(values) <= {"-e", "-u", "+e", "+u", "-eu", "-ue", "-o", "+o", "pipefail"}:
+            return f"{_show(words)}: only set -e, -u and -o pipefail are read-only"
+        return None
     if name in _READERS:
         return None
     rule = _RULES.get(name)
@@ -700,7 +709,25 @@ def _show(words: list[Word]) -> str:
     return "`" + (text if len(text) <= 60 else text[:57] + "...") + "`"
 
 
+def _redirect_problem(operator: str, target: Word, writable: tuple[str, ...]) -> str | None:
+    descriptor = "".join(character for character in operator if character.isdigit())
+    kind = operator.lstrip("0123456789")
+    value = target.literal
+    if value is not None and value.startswith(("/dev/tcp/", "/dev/udp/")):
+        return "a redirection to a network socket"
+    if kind in (">&", "<&") and value is not None and (value.isdigit() or value == "-"):
+        return None
+    if kind in ("<", "<<", "<<-"):
+        # Input only on standard input: `1</dev/tcp/...` or `2<file` turn an input into something else.
+        return None if descriptor in ("", "0") else f"an input redirection on descriptor {descriptor}"
+    if value == "/dev/null" or (value is not None and _under(value, writable)):
+        return None
+    return f"output redirected to {target.raw!r}"
+
+
 def _problem(script: str, writable: tuple[str, ...]) -> str | None:
+    # The exact pm2 construct becomes one marker word before parsing: pm2 anywhere else is refused.
+    script = script.replace(PM2_LISTING, _PM2_LISTING_MARK)
     try:
         commands = simple_commands(script)
     except ShellSyntaxUnknown as error:
@@ -716,18 +743,31 @@ def _problem(script: str, writable: tuple[str, ...]) -> str | None:
                 problem = _problem(inner, writable)
                 if problem:
                     return problem
-            operator = redirect.operator.lstrip("0123456789")
-            target = redirect.target.literal
-            if operator in (">&", "<&") and target is not None and (target.isdigit() or target == "-"):
-                continue
-            if operator in _OUTPUT_REDIRECTS or operator in (">&",):
-                if target == "/dev/null" or _under(target, writable):
-                    continue
-                return f"output redirected to {redirect.target.raw!r}"
+            problem = _redirect_problem(redirect.operator, redirect.target, writable)
+            if problem:
+                return problem
+        for word in command.assignments:
+            if _ASSIGNMENT.match(word.raw):
+                problem = _assignment_problem(word.raw.split("=", 1)[0] + "=" + (word.literal or "").split("=", 1)[-1]
+                                              if word.literal is not None else word.raw)
+                if problem:
+                    return problem
         if not command.words:
             continue
         environment = tuple(str(word.literal) for word in command.assignments if word.literal is not None)
-        problem = _check_words(command.words, _Context(script, writable, environment))
+        problem = _check_words(command.words, _Context(writable, environment))
+        if problem:
+            return problem
+    return None
+
+
+def environment_problem(environment: Mapping[str, str] | None) -> str | None:
+    """Given the variables a read would be sent with, return None if each only sets a plain shell variable, else why not.
+
+    SAFETY: an environment changes what the commands do (TAR_OPTIONS, LD_PRELOAD, BASH_ENV, PATH...).
+    """
+    for name, value in (environment or {}).items():
+        problem = _assignment_problem(f"{name}={value}")
         if problem:
             return problem
     return None

@@ -53,7 +53,7 @@ class SnapshotReceipt:
 _ISSUED: weakref.WeakSet[SnapshotReceipt] = weakref.WeakSet()
 
 
-def issue_receipt(**fields: Any) -> SnapshotReceipt:
+def _issue_receipt(**fields: Any) -> SnapshotReceipt:
     """Given a verified snapshot's fields, return a new receipt registered as issued.
 
     Only the guard's snapshot step calls this, after the provider verified the snapshot.

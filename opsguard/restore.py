@@ -22,7 +22,7 @@ import click
 from opsguard import ledger as events
 from opsguard.checks import check_identity, explain_provider_error, resolve_address
 from opsguard.durations import format_duration
-from opsguard.errors import Failed, OutcomeUnknown, ProviderError, ProviderUnreachable, Refused
+from opsguard.errors import Failed, LedgerWriteError, OutcomeUnknown, ProviderError, ProviderUnreachable, Refused
 from opsguard.guard import new_run_id
 from opsguard.inventory import Host, Inventory
 from opsguard.ledger import Ledger
@@ -128,16 +128,24 @@ def restore_snapshot(inventory: Inventory, host: Host, snapshot_id: str, *, type
                 stack.callback(_release_quietly, remote)
             else:
                 log(f"{host.name}: --no-ssh: the host's remote lock is not taken; make sure no change runs on it")
+            # SAFETY: the intent is durable BEFORE the request: if it cannot be written, nothing is requested.
+            ledger.append(events.STEP, run_id=run_id, host=host.name, step="restore", phase="started",
+                          command=f"restore snapshot {snapshot_id}")
             # From here on the provider may be replacing the disk: anything that goes wrong (an error
-            # answer, Ctrl-C, a lost connection) leaves the outcome unknown, never "refused".
+            # answer, Ctrl-C, a lost connection, a ledger that can no longer be written) leaves the outcome
+            # unknown, never "refused".
             outcome = events.UNKNOWN
             try:
                 started = provider.restore_snapshot(instance, snapshot_id)
             except ProviderError as error:
                 raise explain_provider_error(host, "requesting the restore", error) from error
-            ledger.append(events.STEP, run_id=run_id, host=host.name, step="restore", phase="requested",
-                          result="requested", command=f"restore snapshot {snapshot_id}", restore_id=started.restore_id,
-                          state=started.state)
+            try:
+                ledger.append(events.STEP, run_id=run_id, host=host.name, step="restore", phase="requested",
+                              result="requested", command=f"restore snapshot {snapshot_id}",
+                              restore_id=started.restore_id, state=started.state)
+            except LedgerWriteError as error:
+                raise OutcomeUnknown(f"host {host.name}: the restore of snapshot {snapshot_id} was requested (restore "
+                                     f"{started.restore_id}), the disk is being replaced, but {error}") from None
             log(f"{host.name}: restore of snapshot {snapshot_id} requested ({started.state})")
             if not wait:
                 log(f"{host.name}: not waiting (--no-wait): until it is confirmed, the protection of the last change's "

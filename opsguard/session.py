@@ -35,7 +35,7 @@ from opsguard.errors import (
 )
 from opsguard.inventory import Host, Settings
 from opsguard.ledger import Ledger
-from opsguard.readonly import read_only_problem
+from opsguard.readonly import environment_problem, read_only_problem
 from opsguard.receipt import SnapshotReceipt, was_issued
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class SessionCore:
     failed_step: str | None = None
     unknown_step: str | None = None
     still_running: int | None = None  # process group of a step that may still run on the host
+    lock_kept: bool = False  # the remote lock was left held (a step may still run)
     closed: bool = False
     ssh_key: str | None = None  # fingerprint of the key that logged in, for the ledger
 
@@ -77,7 +78,7 @@ class SessionCore:
 _CORES: weakref.WeakKeyDictionary[_Session, SessionCore] = weakref.WeakKeyDictionary()
 
 
-def core_of(session: _Session) -> SessionCore:
+def _core_of(session: _Session) -> SessionCore:
     """Given a session, return its private core (for the guard and the runner only)."""
     return _CORES[session]
 
@@ -154,7 +155,7 @@ class ReadOnlySession(_Session):
         where = f"host {core.host.name}: step {step!r}"
         if mutates:
             raise ReadOnlyViolation(f"{where} changes the host but this session is read-only (no verified snapshot)")
-        problem = read_only_problem(command)
+        problem = read_only_problem(command) or environment_problem(env)
         if problem:
             raise ReadOnlyViolation(f"{where} is not known to be read-only ({problem}) and this session has no verified snapshot")
         return _usable_connection(core).run(command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output)
@@ -213,7 +214,7 @@ class ChangeSession(_Session):
         core = _CORES[self]
         step = name or command
         connection = _usable_connection(core)
-        problem = None if mutates else read_only_problem(command)
+        problem = None if mutates else (read_only_problem(command) or environment_problem(env))
         if not mutates and problem is None:
             return self._read(core, step, command, lambda: connection.run(
                 command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output))
@@ -307,9 +308,6 @@ def _mutating(core: SessionCore, step: str, command: str, action: Callable[[], A
     except StepTimeout as error:
         core.unknown_step = step
         core.still_running = _stop_timed_out_step(core)
-        if core.still_running is not None:
-            error.advice.append(f"step {step!r} may still be running on host {core.host.name} (process group "
-                                f"{core.still_running}); the remote lock stays held until it ends")
         ended(events.UNKNOWN, error=str(error), still_running=core.still_running)
         raise
     except OutcomeUnknown as error:

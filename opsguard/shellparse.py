@@ -16,6 +16,8 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("&&", "||", ";;", "|&", "&", "|", ";", "(", ")")
 _REDIRECTS = ("&>>", "&>", ">>", ">&", ">|", "<<-", "<<", "<&", "<>", ">", "<")
+_BRACES = re.compile(r"\{[^{}]*(,|\.\.)[^{}]*\}")
+_PARAMETER = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*(:?[-=?+][A-Za-z0-9_./:@%+=, -]*)?|[0-9#?$!*@-]")
 _RESERVED = {"if", "then", "elif", "else", "fi", "do", "done", "while", "until", "{", "}", "!", "esac"}
 
 
@@ -59,7 +61,7 @@ class _Lexer:
         self.text = text
         self.index = 0
         self.tokens: list[tuple[str, object]] = []
-        self._heredocs: list[tuple[str, bool, bool, Redirect]] = []
+        self._heredocs: list[tuple[str, bool, bool]] = []
 
     def run(self) -> list[tuple[str, object]]:
         text = self.text
@@ -78,6 +80,9 @@ class _Lexer:
                 self._read_heredoc_bodies()
             elif self._redirect_ahead():
                 self._read_redirect()
+            elif text.startswith("((", self.index):
+                # An arithmetic command evaluates variables as expressions: a value can run code.
+                raise ShellSyntaxUnknown("an arithmetic command (( ))")
             elif any(text.startswith(operator, self.index) for operator in _OPERATORS):
                 operator = next(op for op in _OPERATORS if text.startswith(op, self.index))
                 self.tokens.append(("op", operator))
@@ -115,10 +120,10 @@ class _Lexer:
         self.tokens.append(("redirect", redirect))
         if operator in ("<<", "<<-"):
             quoted = any(quote in target.raw for quote in "'\"\\")
-            self._heredocs.append((target.literal or target.raw, quoted, operator == "<<-", redirect))
+            self._heredocs.append((target.literal or target.raw, quoted, operator == "<<-"))
 
     def _read_heredoc_bodies(self) -> None:
-        for delimiter, quoted, strip_tabs, redirect in self._heredocs:
+        for delimiter, quoted, strip_tabs in self._heredocs:
             lines: list[str] = []
             while True:
                 if self.index >= len(self.text):
@@ -130,10 +135,10 @@ class _Lexer:
                 if (line.lstrip("\t") if strip_tabs else line) == delimiter:
                     break
                 lines.append(line)
-            if not quoted:
-                # An unquoted here-document expands $(...) and `...`: those are commands too.
-                body = _read_word_from("\n".join(lines).replace('"', '\\"').join('""'))
-                redirect.target.scripts.extend(body.scripts)
+            body = "\n".join(lines)
+            if not quoted and any(mark in body for mark in "$`\\"):
+                # An unquoted here-document expands $(...), `...` and ${...}: not followed, so not read-only.
+                raise ShellSyntaxUnknown("an unquoted here-document with expansions")
         self._heredocs.clear()
 
     def _read_word(self) -> Word:
@@ -147,11 +152,16 @@ def _read_word_from(text: str) -> Word:
 
 
 def _scan_word(text: str, index: int) -> tuple[Word, int]:
-    """Given text and a start index, return the word there and the index after it."""
+    """Given text and a start index, return the word there and the index after it.
+
+    A word whose unquoted part holds a glob (``*``, ``?``, ``[``) or a brace expansion (``{a,b}``,
+    ``{1..3}``) has no literal value: the shell turns it into other words (a file named ``-delete``...).
+    """
     start = index
     parts: list[str] = []
     literal = True
     scripts: list[str] = []
+    unquoted: list[str] = []
     while index < len(text):
         char = text[index]
         if char in " \t\n;&|()<>":
@@ -183,8 +193,12 @@ def _scan_word(text: str, index: int) -> tuple[Word, int]:
             index = end + 1
         else:
             parts.append(char)
+            unquoted.append(char)
             index += 1
     raw = text[start:index]
+    bare = "".join(unquoted)
+    if raw not in ("[", "[[", "]", "]]") and (any(mark in bare for mark in "*?[") or _BRACES.search(bare)):
+        literal = False
     return Word(raw=raw, literal="".join(parts) if literal else None, scripts=scripts), index
 
 
@@ -216,22 +230,23 @@ def _scan_double_quoted(text: str, index: int, scripts: list[str]) -> tuple[int,
 
 
 def _scan_dollar(text: str, index: int, scripts: list[str]) -> tuple[int, bool, str]:
-    """Given text at a '$', return (index after the expansion, whether it was literal, its literal value)."""
+    """Given text at a '$', return (index after the expansion, whether it was literal, its literal value).
+
+    Refused (ShellSyntaxUnknown): arithmetic ``$((...))`` and ``$[...]`` (an expression evaluates the
+    variables it names, and a value like ``a[$(cmd)]`` runs cmd), and any ``${...}`` but a plain name
+    with an optional plain default (``${x}``, ``${x:-/tmp}``).
+    """
     following = text[index + 1 : index + 2]
-    if text.startswith("$((", index):
-        end = _find_closing(text, index + 3, "((", "))")
-        # Arithmetic runs no command, but $(...) inside it would.
-        inner = text[index + 3 : end]
-        scripts.extend(_read_word_from(inner.replace('"', "").join('""')).scripts)
-        return end + 2, False, ""
+    if text.startswith("$((", index) or following == "[":
+        raise ShellSyntaxUnknown("an arithmetic expansion")
     if following == "(":
         end = _find_closing(text, index + 2, "(", ")")
         scripts.append(text[index + 2 : end])
         return end + 1, False, ""
     if following == "{":
-        end = _find_closing(text, index + 2, "{", "}")
-        inner = text[index + 2 : end]
-        scripts.extend(_read_word_from(inner.replace('"', "").join('""')).scripts)
+        end = text.find("}", index + 2)
+        if end < 0 or not _PARAMETER.fullmatch(text[index + 2 : end]):
+            raise ShellSyntaxUnknown("a ${...} expansion other than a plain name with a plain default")
         return end + 1, False, ""
     if following == "'":
         # bash's $'...': escapes we do not decode, so the value is not known literally.
@@ -239,6 +254,10 @@ def _scan_dollar(text: str, index: int, scripts: list[str]) -> tuple[int, bool, 
         if end < 0:
             raise ShellSyntaxUnknown("an unterminated $'...'")
         return end + 1, False, ""
+    if following == '"':
+        # bash's $"...": translated text: not known literally.
+        end, _, _ = _scan_double_quoted(text, index + 2, scripts)
+        return end, False, ""
     if following and (following.isalnum() or following in "_@*#?$!-"):
         if following.isalpha() or following == "_":
             match = _NAME.match(text, index + 1)
@@ -268,9 +287,11 @@ def _find_closing(text: str, index: int, opening: str, closing: str) -> int:
         if char == "`":
             index = _find_backtick(text, index + 1) + 1
             continue
-        if text.startswith("$(", index) or (opening == "{" and text.startswith("${", index)):
-            inner_opening = "(" if text[index + 1] == "(" else "{"
-            index = _find_closing(text, index + 2, inner_opening, ")" if inner_opening == "(" else "}") + 1
+        if char == "#" and (index == 0 or text[index - 1] in " \t\n;&|("):
+            # A comment inside $(...) hides what closes it from a simple scan: not followed.
+            raise ShellSyntaxUnknown("a comment inside a command substitution")
+        if text.startswith("$(", index):
+            index = _find_closing(text, index + 2, "(", ")") + 1
             continue
         if text.startswith(closing, index):
             depth -= 1

@@ -19,7 +19,7 @@ from opsguard.inventory import Host, Settings
 from opsguard.ledger import Ledger
 from opsguard.providers import capabilities
 from opsguard.providers.base import Provider, SnapshotRequest
-from opsguard.receipt import SnapshotReceipt, issue_receipt
+from opsguard.receipt import SnapshotReceipt, _issue_receipt
 
 # Polling: the gap grows with the time already waited (4.8 %), so a long snapshot costs few requests
 # yet is noticed soon after it completes: the delay after completion stays under 5 % of the wait
@@ -145,7 +145,7 @@ def take_snapshot(
         ledger.append(events.SNAPSHOT_FAILED, run_id=run_id, host=host.name, stage="wait/verify", error=str(error))
         raise
     snapshot = verified.snapshot
-    receipt = issue_receipt(
+    receipt = _issue_receipt(
         host=host.name,
         provider=host.provider,
         instance=instance,
@@ -202,7 +202,7 @@ def reuse_snapshot(host: Host, provider: Provider, ledger: Ledger, run_id: str, 
             checks = (f"complete, size {details.size}, tagged for run {rolled_back_run}",)
     except ProviderError as error:
         raise explain_provider_error(host, "checking the rolled-back run's snapshot", error) from error
-    receipt = issue_receipt(
+    receipt = _issue_receipt(
         host=host.name,
         provider=host.provider,
         instance=instance,

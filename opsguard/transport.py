@@ -317,7 +317,9 @@ class Connection:
             exit_status = channel.exit_status
             out_text, err_text = stdout.finish(), stderr.finish()
         finally:
-            channel.close()
+            # Closing a channel whose transport died must not hide what happened to the command.
+            with contextlib.suppress(Exception):
+                channel.close()
         if exit_status == -1:
             # paramiko wakes channel waiters before it marks a dead transport inactive: give a
             # dying transport thread a moment to finish so the message says the right thing.

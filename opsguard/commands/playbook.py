@@ -8,10 +8,19 @@ from typing import TYPE_CHECKING
 import click
 
 from opsguard.confirm import confirm_change
-from opsguard.errors import EXIT_OK, ConfigError, InventoryError, OpsguardError, worst_exit_code
+from opsguard.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    ConfigError,
+    InventoryError,
+    OpsguardError,
+    worst_exit_code,
+)
 from opsguard.inventory import Host, Inventory
 from opsguard.output import log, print_json
 from opsguard.plan import Plan, format_plan, plan_to_dict
+from opsguard.redact import redact
 
 if TYPE_CHECKING:
     from opsguard.cli import AppContext
@@ -156,8 +165,14 @@ def update(ctx: click.Context, hosts: tuple[str, ...], all_hosts: bool, allow_re
             if len(targets) == 1:
                 raise
             for line in error.lines():
-                click.echo(line, err=True)
-            codes.append(error.exit_code)
+                click.echo(redact(line), err=True)
+            updated = [t.name for t in targets[: len(codes)]]
+            code = error.exit_code
+            if code == EXIT_REFUSED and updated:
+                # SAFETY: exit 3 says "nothing was changed"; the hosts before this one were. The fleet failed.
+                log(f"{', '.join(updated)} updated before {target.name} was refused: the fleet update failed")
+                code = EXIT_FAILED
+            codes.append(code)
             rest = [t.name for t in targets[len(codes):]]
             if rest:
                 log(f"stopping at the first failure: not updating {', '.join(rest)}")

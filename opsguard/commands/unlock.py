@@ -24,12 +24,18 @@ if TYPE_CHECKING:
     from opsguard.cli import AppContext
 
 
+def _owner_is_here(owner: dict[str, object]) -> bool:
+    """Given a lock's owner record, return whether it was written on THIS machine (same machine id, not only hostname)."""
+    from opsguard.locks import machine_id
+
+    mine = machine_id()
+    return bool(mine) and owner.get("machine_id") == mine and owner.get("machine") == socket.gethostname()
+
+
 def _owner_alive_here(owner: dict[str, object]) -> bool:
-    """Given a lock's owner record, return whether it names a process that is alive on THIS machine."""
+    """Given a lock's owner record written on this machine, return whether its process is alive."""
     pid = owner.get("pid")
-    if owner.get("machine") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
-        return False
-    return os.path.isdir(f"/proc/{pid}")
+    return isinstance(pid, int) and pid > 0 and os.path.isdir(f"/proc/{pid}")
 
 
 @click.command()
@@ -70,8 +76,8 @@ def _unlock_remote(inventory: Inventory, target: Host, reason: str, *, yes: bool
             click.echo(f"{target.name}: not locked ({target.remote_lock} does not exist)")
             return
         signs = []
-        if state.owner.get("machine") == socket.gethostname():
-            # Its owner ran on THIS machine: whether its process lives says it exactly (a heartbeat lags).
+        if _owner_is_here(state.owner):
+            # Its owner ran on THIS machine (same machine id): whether its process lives says it exactly.
             if _owner_alive_here(state.owner):
                 signs.append(f"its process {state.owner.get('pid')} is alive on this machine")
         elif state.heartbeat_age is not None and state.heartbeat_age < HEARTBEAT_STALE:

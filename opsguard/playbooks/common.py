@@ -252,16 +252,16 @@ def memory_step(minimum_gb: float) -> Step:
 
 def lock_step(lock_files: list[str]) -> Step:
     """Given the apt/dpkg lock files, return the step that fails when one is held or apt/dpkg is running."""
-    files = " ".join(quote(path) for path in lock_files)
     # fuser sees who holds a lock file open (dpkg, apt, unattended-upgrades); without it, fall back to
-    # the process names (ps, not pgrep: pgrep -x refuses patterns longer than 15 characters).
+    # the process names (ps, not pgrep: pgrep -x refuses patterns longer than 15 characters). One line
+    # per file, with its path written out: the read-only check sees every argument fuser gets.
+    checks = [f'  if [ -e {quote(path)} ] && fuser {quote(path)} >/dev/null 2>&1; then held="$held {path}"; fi'
+              for path in lock_files]
     command = "\n".join(
         [
             'held=""; busy=""',
             "if command -v fuser >/dev/null 2>&1; then",
-            f"  for lock in {files}; do",
-            '    if [ -e "$lock" ] && fuser "$lock" >/dev/null 2>&1; then held="$held $lock"; fi',
-            "  done",
+            *checks,
             "else",
             "  busy=$(ps -eo pid=,comm= | awk '$2 ~ /^(apt|apt-get|aptitude|dpkg)$/ { printf \"%s \", $1 }')",
             "fi",

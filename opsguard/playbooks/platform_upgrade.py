@@ -202,7 +202,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             timeout=120,
             sudo_user=layout.deploy_user,
             downtime="starts",
-            facts=Facts(("error_log_bytes",), _error_log_fact),
+            facts=Facts(("error_log_bytes", "error_log_next_byte"), _error_log_fact),
             why="by name, never 'all' (other apps under this pm2 keep running); the error log size is "
             "recorded so only errors of the new version count",
         ),
@@ -595,7 +595,8 @@ def _error_log_fact(stdout: str) -> dict[str, str]:
     size = parse_key_values(stdout).get("error_log_bytes", "")
     if not size.isdigit():
         raise ValueError(f"error log size {size!r} is not a number")
-    return {"error_log_bytes": size}
+    # tail -c +N starts at byte N (1-based): computed here, as shell arithmetic is not a read-only probe.
+    return {"error_log_bytes": size, "error_log_next_byte": str(int(size) + 1)}
 
 
 def _move_media_step(layout: _Layout) -> Step:
@@ -641,11 +642,11 @@ def _pm2_stable_step(layout: _Layout) -> Step:
 
 
 def new_error_lines(stdout: str) -> str | None:
-    """Given the new part of the backend error log (after a ``new_bytes=`` line), return None if it holds no errors.
+    """Given the new part of the backend error log, return None if it holds no errors.
 
     Node's own deprecation/experimental warnings are not errors of the new version and are ignored.
     """
-    lines = [line for line in stdout.splitlines() if line.strip() and not line.startswith("new_bytes=")]
+    lines = [line for line in stdout.splitlines() if line.strip()]
     errors = [line for line in lines if not _NODE_WARNING.search(line)]
     if errors:
         shown = " / ".join(line.strip()[:160] for line in errors[:3])
@@ -657,11 +658,10 @@ def _error_log_step(layout: _Layout) -> Step:
     log = quote(layout.error_log)
     command = "\n".join(
         [
-            "before={{error_log_bytes}}",
             f"now=$(stat -c %s {log} 2>/dev/null || echo 0)",
-            'if [ "$now" -lt "$before" ]; then before=0; fi',
-            'echo "new_bytes=$((now - before))"',
-            f'tail -c +"$((before + 1))" {log} 2>/dev/null | head -n 50',
+            # A log rotated since the stop (now smaller than before) is read whole.
+            'if [ "$now" -lt {{error_log_bytes}} ]; then start=1; else start={{error_log_next_byte}}; fi',
+            f'tail -c +"$start" {log} 2>/dev/null | head -n 50',
         ]
     )
     return Step(

@@ -72,6 +72,21 @@ def test_rollback_refuses_when_the_vultr_snapshot_is_gone(tmp_path: Path) -> Non
 
 def test_rollback_refuses_a_run_this_ledger_never_verified(tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path)
-    with pytest.raises(SnapshotGone, match="no verified snapshot of run nope"), fake_world(FakeProvider(), FakeConnection()), \
+    with pytest.raises(SnapshotGone, match="run nope is not the last change"), fake_world(FakeProvider(), FakeConnection()), \
             rollback_guard("chat", rolled_back_run="nope", reason="undo", inventory=inventory):
         pass
+
+
+def test_rollback_refuses_a_run_that_is_not_the_last_change(tmp_path: Path) -> None:
+    """A later change's work would be lost by going back to a point before it (found by a review)."""
+    provider = FakeProvider()
+    first = failed_run(tmp_path, provider, "chat")
+    inventory = write_inventory(tmp_path)
+    with guard(inventory, provider, FakeConnection()) as change:
+        change.run("touch /etc/later", name="a later change")
+    connection = FakeConnection()
+
+    with pytest.raises(SnapshotGone, match=f"run {first} is not the last change"), fake_world(provider, connection), \
+            rollback_guard("chat", rolled_back_run=first, reason="undo", inventory=inventory):
+        pass
+    assert connection.user_commands() == []

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opsguard import ledger as events
-from opsguard.errors import Refused
+from opsguard.errors import OutcomeUnknown, Refused
 from opsguard.guard import read_only_session
 from opsguard.ledger import Ledger
 from tests.unit.fakes import FakeConnection, FakeProvider, FakeResult, fake_world, guard, write_inventory
@@ -75,8 +75,10 @@ def test_guard_local_exception_in_mutating_step_is_recorded_unknown(tmp_path: Pa
                 raise BrokenPipeError(32, "Broken pipe")
             return super().run(command, timeout=timeout, **options)
 
-    with pytest.raises(BrokenPipeError), guard(inventory, FakeProvider(), Breaking()) as change:
+    # A local failure after the change started is "outcome unknown" (exit 4), its cause kept (found by a review).
+    with pytest.raises(OutcomeUnknown, match="BrokenPipeError") as raised, guard(inventory, FakeProvider(), Breaking()) as change:
         change.run("apt-get -y upgrade")
+    assert isinstance(raised.value.__cause__, BrokenPipeError) and raised.value.exit_code == 4
     records = Ledger(inventory.settings.state_dir).records("chat")
     ended = [r for r in records if r["event"] == events.RUN_ENDED][-1]
     assert (ended["outcome"], ended["failed_step"]) == (events.UNKNOWN, "apt-get -y upgrade")

@@ -20,7 +20,7 @@ def test_owner_record_user_is_os_account_when_user_env_is_forged(monkeypatch: py
     owner = owner_record("r1", "test")
 
     assert owner["user"] == account
-    assert set(owner) == {"run_id", "user", "machine", "pid", "since", "reason"}
+    assert set(owner) == {"run_id", "user", "machine", "machine_id", "pid", "since", "reason"}
 
 
 def test_owner_record_user_is_uid_when_account_has_no_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -250,7 +250,6 @@ def test_platform_upgrade_migration_left_down_fails_verify(plan: Plan) -> None:
 
 def test_platform_upgrade_error_log_check_ignores_node_warnings() -> None:
     warnings = (
-        "new_bytes=300\n"
         "(node:41235) [DEP0040] DeprecationWarning: The `punycode` module is deprecated.\n"
         "(Use `node --trace-deprecation ...` to show where the warning was created)\n"
         "2025-01-01T00:00:05: (node:41235) ExperimentalWarning: CommonJS module loading ESM\n"

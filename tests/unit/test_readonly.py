@@ -19,7 +19,6 @@ READ_ONLY = [
     "if [ -e /var/run/reboot-required ]; then echo yes; else echo no; fi",
     "case $x in a) echo a;; b|c) echo b;; esac",
     "x=$(cat /proc/uptime); echo \"$x\"",
-    "echo \"$(( $(date +%s) - 5 ))\"",
     "cat <<'EOF'\n$(rm -rf /)\nEOF\n",
     "grep -E '^(PORT|DB_PORT)=' /home/deployzdg/zpro.io/backend/.env",
     "awk '$2 ~ /^(apt|dpkg)$/ { printf \"%s \", $1 }'",
@@ -44,7 +43,72 @@ READ_ONLY = [
     "openssl x509 -noout -enddate -in /etc/ssl/cert.pem",
 ]
 
+# Each found by a review as accepted while it writes or runs a command (verified in bash or by the tool's docs).
+REVIEW_BYPASSES = {
+ "heredoc_backslash_quote": 'cat <<EOF\n\\" $(touch /tmp/x/pwn_heredoc)\nEOF\n',
+ "param_default_escaped_quote": 'echo ${x:-\\"$(touch /tmp/x/pwn_param)}',
+ "arith_escaped_quote": 'echo $((\\"$(touch /tmp/x/pwn_arith)))',
+ "comment_in_cmdsubst": "echo $(echo a # )  '\ntouch /tmp/x/pwn_comment # '\n)",
+ "arith_var_recursive": "x='a[$(touch /tmp/x/pwn_arithvar)]'; echo $((x))",
+ "arith_cmd": "echo='a[$(touch /tmp/x/pwn_arithcmd)]'; ((echo))",
+ "dbl_bracket_eq": "[[ 'a[$(touch /tmp/x/pwn_dblbr)]' -eq 0 ]]",
+ "test_v": "test -v 'a[$(touch /tmp/x/pwn_testv)]'",
+ "printf_v": "printf -v 'a[$(touch /tmp/x/pwn_printfv)]' x",
+ "read_array": "read 'a[$(touch /tmp/x/pwn_read)]' </dev/null",
+ "ps4_xtrace": "PS4='$(touch /tmp/x/pwn_ps4)'; set -x; true",
+ "dev_tcp_fd1_input": "echo FLUSHALL 1</dev/tcp/127.0.0.1/16379",
+ "env_S": "env -S 'touch /tmp/x/pwn_envS'",
+ "env_split_string": "env --split-string='touch /tmp/x/pwn_envSS'",
+ "dollar_dquote_find": 'find /tmp/x/victim1 $"-delete"',
+ "ansi_c_find": "find /tmp/x/victim2 $'-delete'",
+ "brace_find": "find /tmp/x/victim3 -{delete,print}",
+ "computed_find": "find /tmp/x/victim4 ${X:--delete}",
+ "sort_abbrev": "sort --ou=/tmp/x/pwn_sort /etc/hostname",
+ "sort_computed": "sort $'-o/tmp/x/pwn_sort2' /etc/hostname",
+ "tee_dashdash": "echo x | tee -- -pwn_tee",
+ "uniq_dashdash": "uniq /etc/hostname -- -pwn_uniq",
+ "awk_semicolon_in_string": "awk 'BEGIN{print \";\" > \"/tmp/x/pwn_awk\"}'",
+ "awk_coprocess": "gawk 'BEGIN{\"touch /tmp/x/pwn_gawk\" |& getline}'",
+ "tar_I": "tar -t -I 'sh -c \"touch /tmp/x/pwn_tar; cat\"' -f /tmp/x/a.tar",
+ "tar_checkpoint": "tar -tf /tmp/x/a.tar --checkpoint=1 --checkpoint-action=exec='touch /tmp/x/pwn_tarcp'",
+ "tar_env": "TAR_OPTIONS='--checkpoint=1 --checkpoint-action=exec=touch\\ /tmp/x/pwn_tarenv' tar -tf /tmp/x/a.tar",
+ "date_s_attached": "date -s@0",
+ "date_s_abbrev": "date --s=@0",
+ "kill_0_then_s9": "kill -0 -s 9 $$",
+ "sysctl_f": "sysctl -f",
+ "sysctl_ep": "sysctl -ep",
+ "journalctl_abbrev": "journalctl --rotat",
+ "journalctl_cursor_file": "journalctl -n1 --cursor-file=/tmp/x/pwn_cursor",
+ "systemctl_message": "systemctl --message status stop nginx",
+ "systemctl_P": "systemctl -P status reboot",
+ "docker_tlscert": "docker --tlscert ps rm -f web",
+ "docker_exec_detach_keys": "docker exec --detach-keys ctrl-x web rm -rf /data",
+ "redis_i": "redis-cli -i ping flushall",
+ "psql_two_c": "PGOPTIONS='-c default_transaction_read_only=on' psql -c 'set default_transaction_read_only=off' -c 'drop table users'",
+ "psql_begin_rw": "PGOPTIONS='-c default_transaction_read_only=on' psql -c 'begin read write; drop table users; commit'",
+ "psql_copy_program": "PGOPTIONS='-c default_transaction_read_only=on' psql -c \"copy (select 1) to program 'touch /tmp/pwn'\"",
+ "psql_pgoptions_override": "PGOPTIONS='-c default_transaction_read_only=on -c default_transaction_read_only=off' psql -c 'drop table users'",
+ "psql_long_abbrev_meta": "PGOPTIONS='-c default_transaction_read_only=on' psql --comm='\\! touch /tmp/pwn'",
+ "apt_get_sim_off": "apt-get -s -o APT::Get::Simulate=false install cowsay",
+ "needrestart_ra": "needrestart -r l -r a",
+ "openssl_keylog": "openssl s_client -connect 127.0.0.1:443 -keylogfile /tmp/x/pwn_keylog",
+ "curl_write_out_output": "curl -s -w '%output{/tmp/x/pwn_curlw}hello' -o /dev/null http://127.0.0.1:1/",
+ "curl_hsts": "curl --hsts /tmp/x/pwn_hsts https://example.invalid/",
+ "curl_gopher_redis": "curl 'gopher://127.0.0.1:6379/_FLUSHALL%0D%0A'",
+ "curl_computed_o": "curl $'-o' /tmp/x/pwn_curl http://127.0.0.1:1/",
+ "pm2_name": "if " + "pm2_pid=$(cat \"$HOME/.pm2/pm2.pid\" 2>/dev/null) && [ -n \"$pm2_pid\" ] && [ -d \"/proc/$pm2_pid\" ]" + "; then pm2 --name ls delete all; fi",
+ "pm2_string_only": "echo 'pm2_pid=$(cat \"$HOME/.pm2/pm2.pid\" 2>/dev/null) && [ -n \"$pm2_pid\" ] && [ -d \"/proc/$pm2_pid\" ]'; pm2 jlist",
+ "ss_kill": "ss -K dst 10.0.0.1",
+ "ionice_p": "ionice -c 3 -p 1",
+ "pg_restore_f_attached": "pg_restore -l -f/tmp/x/pwn_pgr dump.backup",
+ "basename_path": "/tmp/x/evil/cat /etc/hostname",
+ "export_bashenv": "export BASH_ENV=/tmp/x/evil.sh; bash -c true",
+ "ld_preload": "LD_PRELOAD=/tmp/x/x.so cat /etc/hostname",
+ "certbot": "certbot certificates",
+}
+
 CHANGES = [
+    "echo \"$(( $(date +%s) - 5 ))\"",  # arithmetic evaluates variables as expressions: refused outright
     "rm -rf /tmp/x",
     "echo hi > /tmp/x",
     "echo hi >> /tmp/x",
@@ -110,6 +174,11 @@ def test_readonly_accepts_read_only_probe(text: str) -> None:
 @pytest.mark.parametrize("text", CHANGES)
 def test_readonly_refuses_text_that_may_change_the_host(text: str) -> None:
     assert read_only_problem(text) is not None
+
+
+@pytest.mark.parametrize("name", sorted(REVIEW_BYPASSES))
+def test_readonly_refuses_each_bypass_a_review_found(name: str) -> None:
+    assert read_only_problem(REVIEW_BYPASSES[name]) is not None, REVIEW_BYPASSES[name]
 
 
 def test_readonly_problem_names_the_offending_command() -> None:
