@@ -52,6 +52,7 @@ from invoke.runners import Result, normalize_hide
 from invoke.tasks import Call, Task
 
 from opsguard.errors import ConfigError, Failed, OpsguardError, StepFailed
+from opsguard.inventory import Host
 from opsguard.readonly import read_only_problem
 from opsguard.session import DEFAULT_STEP_TIMEOUT, ChangeSession
 from opsguard.textsafe import printable
@@ -63,6 +64,7 @@ __all__ = [
     "NotOffered",
     "TaskFailed",
     "call_task",
+    "check_task_hosts",
     "find_task",
     "load_task_file",
     "parse_task_arguments",
@@ -114,7 +116,7 @@ class CallRecord:
     """One call a task made: how it is named in the ledger, what became of it, how long it took."""
 
     name: str
-    result: str  # "ok", "exit N" (non-zero: failed, or accepted with warn=True), "error" (an opsguard error)
+    result: str  # "ok" / "failed" (a step), "read" / "read failed" (a read), "error" (an opsguard error: see the ledger)
     duration: float
     exit_status: int | None = None
 
@@ -260,16 +262,17 @@ class GuardedConnection(invoke.Context):
         if options["echo"]:
             self._echo(text, options["echo_format"])
         env = dict(options["env"] or {})
+        mutates = read_only_problem(text) is not None
         outcome = self._call(name, lambda: self._session.run(
             text,
-            mutates=read_only_problem(text) is not None,
+            mutates=mutates,
             name=name,
             timeout=options["timeout"],
             ok_codes=_ANY_EXIT if options["warn"] else (0,),
             sudo_user=sudo_user,
             env=env or None,
             on_output=self._printer(hidden, options["out_stream"], options["err_stream"]),
-        ))
+        ), read=not mutates, accepted=bool(options["warn"]))
         sent = text if sudo_user is None else f"sudo -n -iu {shlex.quote(sudo_user)} -- sh -c {shlex.quote(text)}"
         result = Result(stdout=outcome.stdout, stderr=outcome.stderr, encoding="utf-8", command=sent, shell="",
                         env=env, exited=outcome.exit_status, pty=False, hide=hidden)
@@ -366,12 +369,12 @@ class GuardedConnection(invoke.Context):
         return TransferResult(local=path, orig_local=local, remote=remote, orig_remote=orig_remote, connection=self)
 
     def _upload(self, path: str, remote: str, name: str, mode: int | None) -> None:
-        self._call(name, lambda: self._session.upload(Path(path), remote, name=name, mode=mode))
+        self._call(name, lambda: self._session.upload(Path(path), remote, name=name, mode=mode), read=False)
 
     def _is_remote_dir(self, remote: str) -> bool:
         check = f"test -d {shlex.quote(remote)}"
         outcome = self._call(f"put: is {remote} a directory", lambda: self._session.run(
-            check, mutates=False, name=f"put: is {remote} a directory"))
+            check, mutates=False, name=f"put: is {remote} a directory"), read=True, accepted=True)
         return bool(outcome.exit_status == 0)
 
     def get(self, remote: str, local: str | os.PathLike[str] | IO[Any] | None = None, preserve_mode: bool = True) -> Any:
@@ -396,7 +399,7 @@ class GuardedConnection(invoke.Context):
         name = f"get: {remote}"
         outcome = self._call(name, lambda: self._session.run(
             text, mutates=False, name=name,
-            on_output=lambda stream, line: lines.append(line) if stream == "stdout" else None))
+            on_output=lambda stream, line: lines.append(line) if stream == "stdout" else None), read=True)
         if outcome.exit_status != 0:
             why = printable(outcome.stderr.strip().splitlines()[-1] if outcome.stderr.strip() else f"exit {outcome.exit_status}")
             number = errno.ENOENT if "No such file" in why else errno.EIO
@@ -433,8 +436,10 @@ class GuardedConnection(invoke.Context):
 
     # -- every remote call --------------------------------------------------------------------------------
 
-    def _call(self, name: str, action: Callable[[], Any]) -> Any:
+    def _call(self, name: str, action: Callable[[], Any], *, read: bool, accepted: bool = False) -> Any:
         """Given a call's ledger name and the session call, run it and record it in ``calls``; re-raise an earlier opsguard error first.
+
+        ``read``: the text is read-only (a recorded read); ``accepted``: any exit status is accepted (warn=True).
 
         SAFETY: once a call ended in an opsguard error (outcome unknown, the receipt expired, the
         ledger unwritable), nothing more is sent even if the task caught that error.
@@ -449,7 +454,8 @@ class GuardedConnection(invoke.Context):
             self.calls.append(CallRecord(name, "error", time.monotonic() - started))
             raise
         exit_status = getattr(outcome, "exit_status", 0)
-        result = "ok" if exit_status == 0 else f"exit {exit_status}"
+        stood = exit_status == 0 or accepted
+        result = ("read" if stood else "read failed") if read else ("ok" if stood else "failed")
         self.calls.append(CallRecord(name, result, time.monotonic() - started, exit_status))
         return outcome
 
@@ -589,6 +595,26 @@ def find_task(loaded: LoadedTaskFile, name: str) -> Task[Any]:
             return loaded.tasks[candidate]
     known = ", ".join(loaded.names()) or "none"
     raise ConfigError(f"task file {loaded.path}: no task {name!r} (tasks: {known})")
+
+
+def check_task_hosts(task: Task[Any], host: Host) -> None:
+    """Given a task and the inventory host it is to run on, return if the task does not name other hosts.
+
+    Raise ConfigError when the task declares ``@task(hosts=[...])`` without this host (by name or
+    address): the host to change is the one named on the command line, and a task written for other
+    hosts would run on it only by mistake.
+    """
+    declared = getattr(task, "hosts", None)
+    if not declared:
+        return
+    names = set()
+    for entry in declared:
+        text = str(entry.get("host", "")) if isinstance(entry, Mapping) else str(entry)
+        names.add(text.rpartition("@")[2].partition(":")[0] if not text.startswith("[") else text)
+    if host.name in names or host.address in names:
+        return
+    raise ConfigError(f"task {task.name!r} is declared for hosts {', '.join(sorted(names))}, not {host.name} "
+                      f"({host.address})")
 
 
 def parse_task_arguments(task: Task[Any], words: Sequence[str]) -> dict[str, Any]:

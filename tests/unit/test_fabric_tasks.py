@@ -477,3 +477,26 @@ def test_guarded_connection_is_an_invoke_context_without_the_raw_connection(chan
     assert isinstance(c, invoke.Context) and isinstance(c, GuardedConnection)
     assert (c.host, c.user, c.port, c.host_name) == ("10.9.9.2", "root", 22, "chat")
     assert not any("connection" in name.lower() for name in vars(c))
+
+
+def test_fabric_calls_keep_each_call_with_its_result_for_the_summary(change: Any) -> None:
+    c = change.fabric()
+
+    c.run("git pull", hide=True)
+    c.run("uptime", hide=True)
+    c.run("npm run seed; exit 4", warn=True, hide=True)
+    c.put(io.StringIO("x"), "/etc/nginx/app.conf")
+    with contextlib.suppress(UnexpectedExit):
+        c.run("cat /etc/absent; exit 1", hide=True)
+    with contextlib.suppress(UnexpectedExit):
+        c.run("npm run migrate; exit 3", hide=True)
+
+    assert [(call.name, call.result, call.exit_status) for call in c.calls] == [
+        ("run: git pull", "ok", 0),
+        ("run: uptime", "read", 0),
+        ("run: npm run seed; exit 4", "ok", 4),
+        ("put: is /etc/nginx/app.conf a directory", "read", 1),
+        ("put: file-like object -> /etc/nginx/app.conf", "ok", 0),
+        ("run: cat /etc/absent; exit 1", "read failed", 1),
+        ("run: npm run migrate; exit 3", "failed", 3),
+    ]
