@@ -26,6 +26,7 @@ from opsguard.fabric_tasks import (
     NotOffered,
     TaskFailed,
     call_task,
+    check_task_hosts,
     find_task,
     load_task_file,
     parse_task_arguments,
@@ -500,3 +501,21 @@ def test_fabric_calls_keep_each_call_with_its_result_for_the_summary(change: Any
         ("run: cat /etc/absent; exit 1", "read failed", 1),
         ("run: npm run migrate; exit 3", "failed", 3),
     ]
+
+
+@pytest.mark.parametrize(("hosts", "allowed"), [
+    (None, True), (["chat"], True), (["deploy@10.9.9.2:22"], True), ([{"host": "10.9.9.2"}], True),
+    (["web1", "web2"], False),
+])
+def test_check_task_hosts_refuses_a_task_declared_for_other_hosts(inventory: Any, hosts: Any, allowed: bool) -> None:
+    from fabric import task
+
+    @task(hosts=hosts)
+    def deploy(c: Any) -> None:
+        pass
+
+    if allowed:
+        check_task_hosts(deploy, inventory.host("chat"))
+    else:
+        with pytest.raises(ConfigError, match="declared for hosts web1, web2, not chat"):
+            check_task_hosts(deploy, inventory.host("chat"))
