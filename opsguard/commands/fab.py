@@ -21,6 +21,7 @@ from opsguard.durations import format_duration
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, print_json
 from opsguard.progress import SnapshotWaitReporter
+from opsguard.tables import Table, print_table
 from opsguard.textsafe import printable
 
 
@@ -125,15 +126,19 @@ def _fab_guarded(target: Host, inventory: Inventory, task: Any, arguments: dict[
     log(f"{target.name}: task {task.name} done; snapshot {snapshot_id} is the rollback point")
 
 
+_CALL_COLOURS = {"ok": "green", "read": "green", "failed": "red", "read failed": "red", "error": "yellow"}
+
+
 def print_calls(host: str, task: str, calls: list[Any]) -> None:
-    """Given the calls a task made, print each with its result and duration (stderr), as a run summary."""
+    """Given the calls a task made, print each with its result and duration on stderr: a table on a terminal, lines off one."""
     if not calls:
         return
-    out = sys.stderr
-    print(f"{host}: summary of task {task}", file=out)
-    for call in calls:
-        print(f"  {call.result:8} {format_duration(call.duration):>8}  {printable(call.name)}", file=out)
-    out.flush()
+    title = f"{host}: summary of task {task}"
+    plain = [title, *(f"  {call.result:11} {format_duration(call.duration):>8}  {printable(call.name)}" for call in calls)]
+    rows = [[call.result, format_duration(call.duration), call.name] for call in calls]
+    print_table(Table(["RESULT", "TIME", "CALL"], rows, title=title, right=frozenset({1}),
+                      colour=lambda column, cell: _CALL_COLOURS.get(cell) if column == 0 else None),
+                stream=sys.stderr, plain=plain)
 
 
 def _print_tasks(file: str) -> None:
@@ -148,11 +153,12 @@ def _print_tasks(file: str) -> None:
         task = loaded.tasks[name]
         arguments = " ".join(f"--{argument.name}" for argument in task.get_arguments())
         summary = (task.__doc__ or "").strip().splitlines()[0] if (task.__doc__ or "").strip() else ""
-        rows.append(f"{name:20} {arguments:30} {summary}".rstrip())
+        rows.append([name, arguments, summary])
     if not rows:
         click.echo(f"{file}: no tasks")
         return
-    click.echo("\n".join(printable(row) for row in rows))
+    # Plain lines on a terminal too: a listing is quick, and rich's import would double its time (BENCHMARKS.md).
+    click.echo("\n".join(printable(f"{name:20} {arguments:30} {summary}".rstrip()) for name, arguments, summary in rows))
 
 
 # -- `opsguard plan HOST FILE.py:TASK` --------------------------------------------------------------------
