@@ -162,6 +162,17 @@ def test_fab_typo_in_file_task_or_argument_costs_nothing(worlds: GuardWorlds, sp
     assert world.snapshot_posts() == [] and world.sessions("chat") == []
 
 
+def test_fab_without_yes_off_a_terminal_is_refused_before_the_snapshot(worlds: GuardWorlds) -> None:
+    world = worlds()
+    root = str(world.hosts.host("chat").root)
+
+    result = world.cli("fab", "chat", f"{TASKS}:deploy", "--", "--root", root)
+
+    assert result.exit_code == 3, result.output
+    assert "no confirmation" in result.stderr and "nothing was changed" in result.stderr
+    assert world.snapshot_posts() == [] and world.sessions("chat") == []
+
+
 def test_fab_get_downloads_with_a_recorded_read_and_no_sftp_session(worlds: GuardWorlds, tmp_path: Path) -> None:
     world = worlds()
     into = tmp_path / "fetched"
