@@ -54,8 +54,11 @@ class Table:
 
 
 def rich_console(stream: TextIO) -> Any | None:
-    """Given a stream, return a rich Console writing to it when a person watches it and rich is installed, else None."""
-    if not is_terminal(stream):
+    """Given a stream, return a rich Console writing to it when a person watches it and rich is installed, else None.
+
+    A dumb terminal (TERM=dumb) gets None too: rich draws nothing live there.
+    """
+    if not is_terminal(stream) or os.environ.get("TERM") == "dumb":
         return None
     try:
         from rich.console import Console

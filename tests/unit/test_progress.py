@@ -22,6 +22,7 @@ class FakeTerminal(io.StringIO):
 @pytest.fixture(autouse=True)
 def colour_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # whatever terminal the tests run under
     monkeypatch.setenv("COLUMNS", "120")
 
 

@@ -47,6 +47,7 @@ def test_runner_summary_off_a_terminal_prints_the_plain_lines(tmp_path: Path, mo
 def test_runner_summary_on_a_terminal_is_a_table_with_the_result_coloured(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
     stream = FakeTerminal()
     monkeypatch.setattr("sys.stderr", stream)
 

@@ -31,6 +31,7 @@ SUMMARY = Table(
 @pytest.fixture(autouse=True)
 def colour_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # whatever terminal the tests run under
     monkeypatch.setenv("COLUMNS", "100")
 
 
@@ -98,3 +99,13 @@ def test_paint_gives_plain_text_on_a_terminal_when_no_color_is_set(monkeypatch: 
     assert paint("failed", "red", FakeTerminal()) == "\x1b[31mfailed\x1b[0m"
     monkeypatch.setenv("NO_COLOR", "1")
     assert paint("failed", "red", FakeTerminal()) == "failed"
+
+
+def test_print_table_on_a_dumb_terminal_prints_the_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rich draws nothing live on TERM=dumb: the plain forms serve it better.
+    monkeypatch.setenv("TERM", "dumb")
+    stream = FakeTerminal()
+
+    print_table(SUMMARY, stream=stream, plain=["plain line"])
+
+    assert stream.getvalue() == "plain line\n"
