@@ -256,6 +256,7 @@ class GuardedConnection(invoke.Context):
         if not isinstance(command, str):
             raise TypeError(f"{verb}() needs the command as text, not {type(command).__name__}")
         text = self._prefix_commands(command)
+        _check_text(verb, text)
         label = verb if sudo_user in (None, "root") else f"sudo -u {sudo_user}"
         name = f"{label}: {command}"
         hidden = normalize_hide(options["hide"], options["out_stream"], options["err_stream"])
@@ -485,6 +486,20 @@ class GuardedConnection(invoke.Context):
         where = f"task {self._task!r}: " if self._task else ""
         return StepFailed(f"host {self._session.host.name}: {where}step {name!r} exited {result.exited}{detail}",
                           step=name, exit_status=result.exited)
+
+
+def _check_text(verb: str, text: str) -> None:
+    """Given a call's shell text, return if it can be sent; raise ValueError (before anything is sent) if it cannot.
+
+    A NUL cannot be in a command line, and text that is not valid UTF-8 would fail only while being
+    sent — after its step was recorded as started, an unknown outcome for nothing.
+    """
+    if "\x00" in text:
+        raise ValueError(f"{verb}(): the command contains a NUL character (at character {text.index(chr(0)) + 1})")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{verb}(): the command is not valid UTF-8 (at character {error.start + 1})") from None
 
 
 def _print_line(stream: str, line: str) -> None:

@@ -230,6 +230,15 @@ def test_fabric_unknown_argument_is_a_type_error_before_sending(change: Any, hos
     assert host.user_commands() == []
 
 
+@pytest.mark.parametrize(("command", "fragment"), [("echo a\x00b", "NUL"), ("echo \udcff", "not valid UTF-8")])
+def test_fabric_command_that_cannot_be_sent_is_a_value_error_before_anything_is_recorded(
+    change: Any, host: FileHost, inventory: Any, command: str, fragment: str
+) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        change.fabric().run(f"{command} > /etc/x")
+    assert host.user_commands() == [] and steps(inventory) == [] and not change.started
+
+
 def test_fabric_open_and_close_leave_the_guards_connection_alone(change: Any, host: FileHost) -> None:
     c = change.fabric()
 
