@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "discover": ("discover", "discover", "List the provider accounts' instances and match them to hosts by IP."),
     "snapshot": ("snapshot", "snapshot", "Take and verify a full snapshot of a host (no SSH); print the receipt."),
     "exec": ("snapshot", "exec_command", "Snapshot a host, then run one command on it as a guarded change."),
+    "fab": ("fab", "fab", "Snapshot a host, then run a Fabric task from a task file on it, each call a guarded step."),
     "ledger": ("ledger", "ledger", "Show the audit ledger of snapshots and changes."),
     "unlock": ("unlock", "unlock", "Break a stale remote lock on a host (only if its owner is gone; recorded)."),
     "plan": ("playbook", "plan", "Show exactly what a playbook would run on a host (no network)."),

@@ -7,6 +7,7 @@ JSON documents are redacted all the same (opsguard.redact), because they carry p
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -24,8 +25,8 @@ def is_terminal(stream: TextIO | None = None) -> bool:
 
 
 def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
-    """Given text and a colour name, return it coloured when the stream is a terminal."""
-    if not is_terminal(stream) or colour not in _COLOURS:
+    """Given text and a colour name, return it coloured when the stream is a terminal and NO_COLOR is not set."""
+    if not is_terminal(stream) or colour not in _COLOURS or os.environ.get("NO_COLOR"):
         return text
     return f"\033[{_COLOURS[colour]}m{text}\033[0m"
 

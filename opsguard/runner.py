@@ -26,11 +26,18 @@ from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, paint
 from opsguard.plan import Plan, Step, render
 from opsguard.progress import SnapshotWaitReporter
+from opsguard.tables import Table, print_table
 
 RESULT_OK = "ok"
 RESULT_FAILED = "failed"
 RESULT_UNKNOWN = "unknown"
 RESULT_SKIPPED = "not run"
+RESULT_COLOURS = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow"}
+
+
+def result_colour(column: int, cell: str) -> str | None:
+    """Given a summary cell (column 1 is the result), return its colour on a terminal."""
+    return RESULT_COLOURS.get(cell, "dim") if column == 1 else None
 
 
 @dataclass
@@ -320,11 +327,14 @@ class PlanRunner:
         not_run = len(self.summary.steps) - len(ran)
         if not ran:
             return
-        print(f"{self.host.name}: summary of {self.plan.playbook}", file=out)
-        colours = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow"}
+        title = f"{self.host.name}: summary of {self.plan.playbook}"
+        plain = [title]
         for record in ran:
-            result = paint(f"{record.result:8}", colours.get(record.result, "dim"), out)
-            print(f"  {record.phase:9} {result} {format_duration(record.duration):>8}  {record.name}", file=out)
+            result = paint(f"{record.result:8}", RESULT_COLOURS.get(record.result, "dim"), out)
+            plain.append(f"  {record.phase:9} {result} {format_duration(record.duration):>8}  {record.name}")
+        rows = [[record.phase, record.result, format_duration(record.duration), record.name] for record in ran]
+        print_table(Table(["PHASE", "RESULT", "TIME", "STEP"], rows, title=title, right=frozenset({2}),
+                          colour=result_colour), stream=out, plain=plain)
         if not_run:
             print(f"  ({not_run} later steps not run)", file=out)
         if self.summary.downtime is not None:

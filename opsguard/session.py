@@ -39,6 +39,7 @@ from opsguard.readonly import environment_problem, read_only_problem
 from opsguard.receipt import SnapshotReceipt, was_issued
 
 if TYPE_CHECKING:
+    from opsguard.fabric_tasks import GuardedConnection
     from opsguard.hostconnection import HostConnection
     from opsguard.locks import RemoteLock
     from opsguard.transport import CommandResult
@@ -233,6 +234,18 @@ class ChangeSession(_Session):
             connection.upload(local_path, remote_path, mode=mode)
 
         _mutating(core, step, f"sftp put {local_path} {remote_path}", transfer, (0,))
+
+    def fabric(self, *, task: str | None = None, output: OutputCallback | None = None) -> GuardedConnection:
+        """Return a Fabric-style connection ``c`` over this session for a Fabric task: c.run, c.sudo, c.put, c.get, c.cd, c.prefix.
+
+        Every call it makes is a recorded step of this session (see opsguard/fabric_tasks.py); what
+        would bypass the recording (c.client, port forwarding, pty, watchers) is refused. ``task``
+        names the task in messages; ``output(stream, line)`` shows the host's output (default: as
+        Fabric prints it).
+        """
+        from opsguard.fabric_tasks import GuardedConnection
+
+        return GuardedConnection(self, task=task, output=output)
 
     def reconnect(self) -> None:
         """Re-open the SSH connection (after a reboot): same strict host key, same peer check, lock re-taken.

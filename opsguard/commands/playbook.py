@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from opsguard.commands.fab import is_task_spec, print_task_plan
 from opsguard.confirm import confirm_change
 from opsguard.errors import (
     EXIT_FAILED,
@@ -106,9 +107,17 @@ def _common(function: click.decorators.FC) -> click.decorators.FC:
 @click.pass_obj
 def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool,
          variables: tuple[str, ...], as_json: bool) -> None:
-    """Show exactly what PLAYBOOK would run on HOST (no network): 'upgrade' picks by the host's roles."""
+    """Show exactly what PLAYBOOK would run on HOST (no network): 'upgrade' picks by the host's roles.
+
+    For a Fabric task (FILE.py:TASK, as `opsguard fab` takes it): the guard's steps around the task.
+    """
     inventory = app.inventory()
     target = inventory.host(host)
+    if is_task_spec(playbook):
+        if package is not None or allow_reboot or variables:
+            raise click.UsageError("--package, --allow-reboot and --var are playbook options, not a Fabric task's")
+        print_task_plan(target, playbook, as_json)
+        return
     built = _build(playbook, target, _overrides(variables, package, allow_reboot))
     if as_json:
         print_json(plan_to_dict(built))

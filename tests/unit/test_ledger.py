@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import stat
+import sys
 from pathlib import Path
+
+import pytest
 
 from opsguard import ledger as events
 from opsguard.ledger import Ledger
@@ -63,7 +66,14 @@ def test_wait_reporter_logs_state_changes_only_off_terminal() -> None:
     assert lines[0][:4].isdigit()  # timestamped for logs
 
 
-def test_wait_reporter_rewrites_one_live_line_on_terminal() -> None:
+def without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the progress extra (rich) were not installed: the terminal gets the plain rewritten line."""
+    monkeypatch.setitem(sys.modules, "rich", None)
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+
+
+def test_wait_reporter_rewrites_one_live_line_on_terminal_without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_rich(monkeypatch)
     stream = FakeTerminal()
     reporter = SnapshotWaitReporter("chat", stream=stream)
     reporter("pending", 5.0)
@@ -71,7 +81,8 @@ def test_wait_reporter_rewrites_one_live_line_on_terminal() -> None:
     assert stream.getvalue().count("\r") == 2 and "\n" not in stream.getvalue()
 
 
-def test_wait_reporter_close_ends_open_live_line_after_failure() -> None:
+def test_wait_reporter_close_ends_open_live_line_after_failure_without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_rich(monkeypatch)
     stream = FakeTerminal()
     reporter = SnapshotWaitReporter("chat2", stream=stream)
     reporter("sent", 6.0)
