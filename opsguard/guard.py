@@ -58,10 +58,11 @@ from opsguard.errors import (
     Refused,
     SnapshotGone,
 )
+from opsguard.history import HistoryWriteError, append_history
 from opsguard.hostconnection import Connector, HostConnection
 from opsguard.hoststate import RecordError, check_record_writable, read_change_record, write_change_record
 from opsguard.inventory import Host, Inventory, inventory_path, load_inventory
-from opsguard.ledger import Ledger, check_free_space
+from opsguard.ledger import Ledger, check_free_space, utc_now_text
 from opsguard.locks import Heartbeat, LocalLock, RemoteLock, owner_record
 from opsguard.providers import capabilities
 from opsguard.providers.base import Provider
@@ -345,11 +346,14 @@ def _guarded(
             if connection is not None and keeps_record:
                 record = {"run_id": run_id, "snapshot_id": receipt.snapshot_id, "user": owner["user"],
                           "machine": owner["machine"], "since": owner["since"], "reason": reason, "command": command}
+                started_at = utc_now_text()
                 try:
                     write_change_record(connection, target.remote_state, {**record, "outcome": "in-progress"})
-                except RecordError as error:
+                    # The host's history of guarded runs: what `opsguard audit` compares changes with, from any machine.
+                    append_history(connection, target.remote_state, _history_entry(record, started_at, None, "in-progress"))
+                except (RecordError, HistoryWriteError) as error:
                     raise record_problem_refusal(target, target.remote_state, error.reason) from None
-                stack.push(_RecordWriter(connection, target, record, lambda: core))
+                stack.push(_RecordWriter(connection, target, record, lambda: core, started_at))
             core = SessionCore(host=target, settings=settings, ledger=ledger, run_id=run_id, connection=connection,
                                receipt=receipt, remote_lock=remote_lock, ssh_key=owner.get("ssh_key"))
             try:
@@ -408,17 +412,27 @@ class _RecordWriter:
     """On the way out: write the run's outcome into the host's change record (best effort: "in-progress" = unknown)."""
 
     def __init__(self, connection: HostConnection, host: Host, record: dict[str, Any],
-                 core: Callable[[], SessionCore | None]) -> None:
+                 core: Callable[[], SessionCore | None], started_at: str) -> None:
         self.connection = connection
         self.host = host
         self.record = record
         self.core = core
+        self.started_at = started_at
 
     def __call__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> bool:
         outcome, _ = outcome_of(self.core(), error)
         with suppress(Exception):  # unreachable now: "in-progress" stays behind and counts as unknown
             write_change_record(self.connection, self.host.remote_state, {**self.record, "outcome": outcome})
+        with suppress(Exception):  # unreachable now: the history keeps the open window (audit bounds it)
+            append_history(self.connection, self.host.remote_state,
+                           _history_entry(self.record, self.started_at, utc_now_text(), outcome))
         return False
+
+
+def _history_entry(record: dict[str, Any], start: str, end: str | None, outcome: str) -> dict[str, Any]:
+    """Given the run's host record, its start and end times and its outcome, return its history entry."""
+    return {"run_id": record["run_id"], "start": start, "end": end, "snapshot_id": str(record["snapshot_id"]),
+            "outcome": outcome, "user": record["user"], "machine": record["machine"], "command": record["command"] or None}
 
 
 def outcome_of(core: SessionCore | None, error: BaseException | None) -> tuple[str, str | None]:

@@ -80,3 +80,20 @@ def test_ledger_names_the_os_account_not_user_variable_and_the_ssh_key(worlds: G
     assert end["ssh_key"] == expected
     record = json.loads((remote_state(world, "chat") / "last-change.json").read_text())
     assert record["user"] != "forged-admin"
+
+
+def test_guarded_run_leaves_its_window_in_the_hosts_history_for_audit(worlds: GuardWorlds) -> None:
+    world = worlds()
+
+    result = world.exec_upgrade("chat2")
+
+    assert result.exit_code == 0, result.output
+    lines = (remote_state(world, "chat2") / "history.jsonl").read_text().splitlines()
+    start, end = (json.loads(line) for line in lines)
+    (verified,) = world.ledger("chat2", "snapshot-verified")
+    assert start["run_id"] == end["run_id"] == verified["run_id"]
+    assert (start["outcome"], start["end"]) == ("in-progress", None)
+    assert end["outcome"] == "ok" and end["end"] >= end["start"] == start["start"]
+    assert end["snapshot_id"] == verified["receipt"]["snapshot_id"]
+    assert world.changes("chat2")  # the change itself; the history append is opsguard's own bookkeeping
+    assert not any("history.jsonl" in line for line in world.changes("chat2"))

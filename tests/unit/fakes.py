@@ -79,6 +79,7 @@ class FakeConnection:
     record_writable: bool = True
     pid_files: list[str | None] = field(default_factory=list)
     sent_at: list[float] = field(default_factory=list)  # monotonic time each command was sent, as commands
+    history: list[str] = field(default_factory=list)  # the lines appended to the host's history of guarded runs
 
     def run(self, command: str, *, timeout: float, pid_file: str | None = None, **_: Any) -> FakeResult:
         self.commands.append(command)
@@ -113,6 +114,10 @@ class FakeConnection:
             if not self.record_writable:
                 return FakeResult(command, 1, "", "sh: 1: cannot create /var/lib/opsguard/.probe: Read-only file system\n")
             return FakeResult(command, 0, "opsguard-write-probe")
+        if "history.jsonl" in command:  # the history of guarded runs: append, then print the last line
+            line = shlex.split(command.split("printf '%s\\n' ")[1].split(" >> ")[0])[0]
+            self.history.append(line)
+            return FakeResult(command, 0, line + "\n")
         payload = command.split("printf '%s' ")[1].split(" > ")[0]
         self.change_record = shlex.split(payload)[0]
         return FakeResult(command, 0, self.change_record)
