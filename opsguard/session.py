@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,10 +217,11 @@ class ChangeSession(_Session):
         step = name or command
         connection = _usable_connection(core)
         problem = None if mutates else (read_only_problem(command) or environment_problem(env))
+        # A read records its process group too: a read that times out is stopped like a step.
+        pid_file = core.remote_lock.step_pid_file if core.remote_lock is not None else None
         if not mutates and problem is None:
             return self._read(core, step, command, lambda: connection.run(
-                command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output))
-        pid_file = core.remote_lock.step_pid_file if core.remote_lock is not None else None
+                command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output, pid_file=pid_file))
         return _mutating(core, step, command, lambda: connection.run(
             command, timeout=timeout, sudo_user=sudo_user, env=env, on_output=on_output, pid_file=pid_file),
             ok_codes, declared_read_only=not mutates, problem=problem)
@@ -267,9 +269,24 @@ class ChangeSession(_Session):
 
     def _read(self, core: SessionCore, step: str, command: str, action: Callable[[], CommandResult]) -> CommandResult:
         started = time.monotonic()
-        result = action()
-        core.ledger.append(events.STEP, phase="read", run_id=core.run_id, host=core.host.name, step=step,
-                           command=command, exit_status=result.exit_status, duration=round(time.monotonic() - started, 3))
+
+        def record(**fields: Any) -> None:
+            core.ledger.append(events.STEP, phase="read", run_id=core.run_id, host=core.host.name, step=step,
+                               command=command, duration=round(time.monotonic() - started, 3), **fields)
+
+        try:
+            result = action()
+        except BaseException as error:
+            # The text went out: whatever became of it, the ledger says it was sent (found by a review: a read
+            # that dropped left no record). A read is not a change, so its loss does not make the run unknown;
+            # the caller gets the error. A read that timed out is stopped like a step.
+            fields: dict[str, Any] = {"result": events.UNKNOWN, "error": str(error) or type(error).__name__}
+            if isinstance(error, StepTimeout):
+                fields["still_running"] = _stop_timed_out_step(core)
+            with suppress(OpsguardError):  # the original error says more than a ledger that failed too
+                record(**fields)
+            raise
+        record(exit_status=result.exit_status)
         return result
 
 

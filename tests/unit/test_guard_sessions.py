@@ -83,3 +83,50 @@ def test_guard_local_exception_in_mutating_step_is_recorded_unknown(tmp_path: Pa
     ended = [r for r in records if r["event"] == events.RUN_ENDED][-1]
     assert (ended["outcome"], ended["failed_step"]) == (events.UNKNOWN, "apt-get -y upgrade")
     assert not any(r["event"] == events.STEP and r.get("result") == events.OK for r in records)
+
+
+def test_change_session_read_that_drops_is_recorded_unknown(tmp_path: Path) -> None:
+    """A read whose connection drops went out to the host: the ledger says so (found by a review: it left no record)."""
+    inventory = write_inventory(tmp_path)
+    connection = FakeConnection(drop_on="uptime")
+    with pytest.raises(OutcomeUnknown), guard(inventory, FakeProvider(), connection) as change:
+        change.run("uptime", mutates=False)
+    reads = [r for r in Ledger(inventory.settings.state_dir).records("chat")
+             if r["event"] == events.STEP and r.get("step") == "uptime"]
+    assert [(r["phase"], r.get("result")) for r in reads] == [("read", events.UNKNOWN)]
+    assert "dropped" in reads[0]["error"]
+    # Reading is not changing: the run is not "unknown" because a read was lost.
+    ended = [r for r in Ledger(inventory.settings.state_dir).records("chat") if r["event"] == events.RUN_ENDED][-1]
+    assert ended["outcome"] == events.ABORTED  # no change had started: the run ended before its change
+
+
+def test_change_session_read_runs_with_the_step_pid_file(tmp_path: Path) -> None:
+    """A read in a change session records its process group like a step, so a timed-out read can be stopped."""
+    inventory = write_inventory(tmp_path)
+    connection = FakeConnection()
+    with guard(inventory, FakeProvider(), connection) as change:
+        change.run("uptime", mutates=False)
+    assert "uptime" in connection.commands
+    assert connection.pid_files[-1] is not None  # the last command that was not bookkeeping: the read
+
+
+def test_change_session_read_that_times_out_is_stopped_and_recorded(tmp_path: Path) -> None:
+    """A read that timed out may go on on the host: its process group is stopped and the ledger says so."""
+    from opsguard.errors import StepTimeout
+
+    inventory = write_inventory(tmp_path)
+
+    class Slow(FakeConnection):
+        def run(self, command: str, *, timeout: float, **options: Any) -> FakeResult:
+            if command == "du -sh /srv":
+                self.commands.append(command)
+                raise StepTimeout("host chat: 'du -sh /srv' still running after 1s")
+            return super().run(command, timeout=timeout, **options)
+
+    connection = Slow()
+    with pytest.raises(StepTimeout), guard(inventory, FakeProvider(), connection) as change:
+        change.run("du -sh /srv", mutates=False)
+    after = connection.commands[connection.commands.index("du -sh /srv") + 1:]
+    assert any("kill -TERM" in command for command in after)  # the read's group was stopped
+    reads = [r for r in Ledger(inventory.settings.state_dir).records("chat") if r.get("step") == "du -sh /srv"]
+    assert [(r["phase"], r["result"]) for r in reads] == [("read", events.UNKNOWN)]
