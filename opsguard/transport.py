@@ -110,9 +110,14 @@ def render_command(
     if sudo_user:
         text = f"sudo -n -iu {shlex.quote(sudo_user)} -- sh -c {shlex.quote(text)}"
     if pid_file:
-        path = shlex.quote(pid_file)
-        text = f"trap 'rm -f -- {path}' EXIT; printf '%s\\n' \"$$\" > {path} 2>/dev/null\n{text}"
+        text = pid_file_prefix(pid_file) + text
     return text
+
+
+def pid_file_prefix(pid_file: str) -> str:
+    """Given the remote path of a step's pid file, return the text put in front of the step (see render_command)."""
+    path = shlex.quote(pid_file)
+    return f"trap 'rm -f -- {path}' EXIT; printf '%s\\n' \"$$\" > {path} 2>/dev/null\n"
 
 
 def fingerprint(key: Any) -> str:

@@ -17,12 +17,14 @@ Two records, two judgements:
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opsguard.readonly import classify, read_only_problem
 from opsguard.sandbox.hosts import SandboxHosts, SessionRecord
+from opsguard.transport import pid_file_prefix
 
 _PM2_LISTINGS = {"jlist", "list", "ls", "l", "status", "describe", "desc", "show", "info", "prettylist", "pid"}
 
@@ -32,7 +34,21 @@ def session_problem(session: SessionRecord, *, writable: Sequence[str] = ()) -> 
     (or wrote only there), else why it may have changed the host."""
     if session.is_sftp:
         return "an SFTP session (it can write any file)"
-    return classify(session.command, writable=writable)
+    return classify(_without_pid_file_prefix(session.command, writable), writable=writable)
+
+
+_PID_FILE_PREFIX = re.compile(r"trap 'rm -f -- (/[A-Za-z0-9_./-]+)' EXIT; ")
+
+
+def _without_pid_file_prefix(command: str, writable: Sequence[str]) -> str:
+    """Given a command line, return it without the exact pid-file prefix opsguard's transport puts in front of a
+    step, when that pid file is in one of opsguard's own directories; else the command line unchanged."""
+    match = _PID_FILE_PREFIX.match(command)
+    if match is None or not any(match.group(1).startswith(directory.rstrip("/") + "/") for directory in writable):
+        return command
+    # SAFETY: only the prefix transport.render_command writes, byte for byte; anything else is judged whole.
+    prefix = pid_file_prefix(match.group(1))
+    return command[len(prefix):] if command.startswith(prefix) and ".." not in match.group(1) else command
 
 
 def changing_sessions(sessions: Iterable[SessionRecord], *, writable: Sequence[str] = ()) -> list[str]:

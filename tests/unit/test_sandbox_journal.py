@@ -74,3 +74,19 @@ def test_journal_changing_sessions_sees_every_command_line_and_bookkeeping_only_
     assert changing_sessions(sessions, writable=(lock, state)) == [
         "tar -C /r/home -cf /r/backup.tar .", "echo data > /r/etc/motd", SFTP_SERVER, f"mkdir -p -- {lock}/../../../etc/cron.d"]
     assert len(changing_sessions(sessions)) == 6  # without naming opsguard's own dirs, its bookkeeping counts too
+
+
+def test_journal_read_behind_the_step_pid_file_is_a_read_only_inside_opsguards_lock_dir() -> None:
+    """A read in a change session carries the transport's pid-file prefix (its process group can be stopped):
+    the oracle lets that exact prefix through only when the pid file is in opsguard's own lock dir."""
+    from opsguard.sandbox.hosts import SessionRecord
+    from opsguard.transport import render_command
+
+    lock, state = "/r/run/lock/opsguard", "/r/var/lib/opsguard"
+    read = render_command("base64 -w0 -- /srv/app/.env", pid_file=f"{lock}/chat/step.pid")
+    write = render_command("rm -rf /srv/app", pid_file=f"{lock}/chat/step.pid")
+    elsewhere = render_command("base64 -w0 -- /srv/app/.env", pid_file="/etc/cron.d/step.pid")
+    escaping = render_command("base64 -w0 -- /srv/app/.env", pid_file=f"{lock}/../../../etc/step.pid")
+    changed = changing_sessions([SessionRecord(float(n), n, text) for n, text in enumerate((read, write, elsewhere, escaping))],
+                                writable=(lock, state))
+    assert changed == [write, elsewhere, escaping]
