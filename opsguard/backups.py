@@ -116,7 +116,15 @@ from opsguard.errors import (
 from opsguard.inventory import Host
 from opsguard.nightly import CommandRunning
 from opsguard.parallel import HostJob, run_bounded
-from opsguard.providers.base import BackupInfo, BackupSchedule, InstanceFacts, Provider, SnapshotInfo
+from opsguard.providers import capabilities
+from opsguard.providers.base import (
+    BackupInfo,
+    BackupSchedule,
+    InstanceFacts,
+    Provider,
+    ProviderCapabilities,
+    SnapshotInfo,
+)
 from opsguard.report import (
     FAILED,
     OK,
@@ -158,11 +166,21 @@ ACCEPTED_SCHEDULES: Mapping[str, frozenset[str]] = {
     "weekly": frozenset({"weekly", "daily", "daily_alt_even", "daily_alt_odd"}),
 }
 
-# What is read for each provider. Only reads: the wrapper below refuses anything else.
-FACTS_BY_PROVIDER: Mapping[str, tuple[str, ...]] = {
-    "vultr": ("instance", "schedule", "backups"),
-    "hostinger": ("backups", "snapshot"),
-}
+
+
+def facts_to_read(capabilities: ProviderCapabilities) -> tuple[str, ...]:
+    """Given a provider's capabilities, return what backup-check reads for one of its hosts, in order.
+
+    Only reads: the ReadOnlyProvider wrapper below refuses anything else.
+    """
+    facts = []
+    if capabilities.backup_schedule:
+        # The instance says whether automatic backups are on at all; the schedule says how often they run.
+        facts += ["instance", "schedule"]
+    facts.append("backups")
+    if capabilities.single_snapshot_slot:
+        facts.append("snapshot")  # the one snapshot: it expires, and the next change replaces it
+    return tuple(facts)
 _FACT_ACTIONS = {
     "instance": "reading the instance",
     "schedule": "reading the backup schedule",
@@ -325,6 +343,7 @@ def gather_facts(
     are found before any request. Never raises for a host's problem.
     """
     prepared: dict[str, list[Problem]] = {}
+    facts_of_host: dict[str, tuple[str, ...]] = {}
     jobs: list[HostJob] = []
     clients: list[Any] = []
     for host in hosts:
@@ -334,15 +353,17 @@ def gather_facts(
             instance = host.require_instance()
             if host.backups is None:
                 raise ConfigError(f"{host.source}: hosts.{host.name}.backups is not set (add schedule and max_age)")
-            if host.provider not in FACTS_BY_PROVIDER:
-                raise ConfigError(f"{host.source}: hosts.{host.name}.provider: {host.provider!r} is not supported")
+            try:
+                facts_of_host[host.name] = facts_to_read(capabilities(host.provider))
+            except ConfigError as error:
+                raise ConfigError(f"{host.source}: hosts.{host.name}.provider: {error}") from None
             client = provider_for(host)
             clients.append(client)
             provider = ReadOnlyProvider(client)
         except Exception as error:  # a host's set-up problem must not stop the other hosts
             problems.append(problem_from_error(error))
             continue
-        reads = tuple(((host.name, fact), _bind(provider, fact, instance)) for fact in FACTS_BY_PROVIDER[host.provider])
+        reads = tuple(((host.name, fact), _bind(provider, fact, instance)) for fact in facts_of_host[host.name])
         jobs.append(HostJob(host.name, reads))
 
     results = run_bounded(jobs, concurrency, deadline_seconds)
@@ -355,7 +376,7 @@ def gather_facts(
         # One outage gives the same error on every read: report it once, with a count.
         failures: dict[Any, list[Any]] = {}
         if not problems:
-            for fact in FACTS_BY_PROVIDER[host.provider]:
+            for fact in facts_of_host[host.name]:
                 outcome = results.get((host.name, fact))
                 if outcome is None:
                     key: Any = "deadline"

@@ -47,3 +47,13 @@ def test_recipe_guard_applies_the_new_providers_single_slot_protection(testcloud
     with pytest.raises(Refused, match="would overwrite it"), guard(inventory, second, FakeConnection(), host="edge"):
         pass
     assert second.created == 0
+
+
+def test_recipe_backup_check_reads_what_the_new_providers_capabilities_offer(testcloud: str) -> None:
+    """backup-check asks capabilities, not names: a single-slot provider without a schedule API gets its backups
+    and its current snapshot read, like Hostinger; one with a schedule API gets the instance and schedule too."""
+    from opsguard.backups import facts_to_read
+
+    assert facts_to_read(providers.capabilities("testcloud")) == ("backups", "snapshot")
+    assert facts_to_read(providers.capabilities("vultr")) == ("instance", "schedule", "backups")
+    assert facts_to_read(providers.capabilities("hostinger")) == ("backups", "snapshot")
