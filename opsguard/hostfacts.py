@@ -509,3 +509,68 @@ def parse_newest_file(line: str) -> NewestFile | None:
         return NewestFile(mtime=float(fields[0]), size=int(fields[1]), path=fields[2])
     except ValueError:
         raise ValueError(f"{line!r} is not 'MTIME SIZE PATH'") from None
+
+
+# -- WhatsApp channels (Zpro / Izing family: the channels live in the application's database) -----------
+
+CHANNEL_COLUMNS_MARK = "--- channel columns"
+CHANNEL_ROWS_MARK = "--- channels"
+CHANNEL_QUERY_FAILED = "channels_query_failed"
+CONNECTED = "CONNECTED"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One WhatsApp channel row: its id, name, status (CONNECTED, DISCONNECTED, qrcode, OPENING...), type and tenant."""
+
+    id: str
+    name: str
+    status: str
+    type: str
+    tenant: str
+
+    @property
+    def connected(self) -> bool:
+        """Whether the channel is CONNECTED (the only state in which it carries messages)."""
+        return self.status == CONNECTED
+
+
+@dataclass(frozen=True)
+class ChannelProbe:
+    """What the channel probe printed: the table's columns as information_schema lists them, and its rows.
+
+    ``columns`` is empty when the table is not there; ``query_failed`` says the SELECT itself failed.
+    """
+
+    columns: tuple[str, ...]
+    channels: tuple[Channel, ...]
+    query_failed: bool
+
+
+def parse_channel_probe(text: str) -> ChannelProbe:
+    """Given the channel probe's output (``--- channel columns``, one column name a line, ``--- channels``, then
+    ``id|status|type|tenant|name`` rows as ``psql -tA`` prints them), return it parsed.
+
+    The name comes last so a '|' in it cannot shift the other fields. Raise ValueError if either mark is
+    missing (the probe did not run to its end) or a row has fewer than five fields.
+    """
+    lines = text.splitlines()
+    stripped = [line.strip() for line in lines]
+    if CHANNEL_COLUMNS_MARK not in stripped or CHANNEL_ROWS_MARK not in stripped:
+        raise ValueError("the channel probe printed no column list or no channel rows")
+    start, middle = stripped.index(CHANNEL_COLUMNS_MARK), stripped.index(CHANNEL_ROWS_MARK)
+    columns = tuple(line for line in stripped[start + 1 : middle] if line)
+    channels = []
+    failed = False
+    for line in lines[middle + 1 :]:
+        if not line.strip():
+            continue
+        if line.strip() == CHANNEL_QUERY_FAILED:
+            failed = True
+            continue
+        fields = line.split("|", 4)
+        if len(fields) < 5:
+            raise ValueError(f"channel row {line[:80]!r} is not id|status|type|tenant|name")
+        channel_id, status, kind, tenant, name = (field.strip() for field in fields)
+        channels.append(Channel(id=channel_id, name=name, status=status, type=kind, tenant=tenant))
+    return ChannelProbe(columns=columns, channels=tuple(channels), query_failed=failed)

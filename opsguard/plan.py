@@ -59,7 +59,9 @@ class Step:
     facts: Facts | None = None
     poll: Poll | None = None
     upload: tuple[str, str] | None = None  # (local path, remote path)
-    downtime: str | None = None  # "starts": the first step that stops service; "ends": service back
+    # "starts": the first step that stops service; "ends": service back (HTTP healthy); "channels-back": every
+    # WhatsApp channel CONNECTED before is again (the second downtime, the one the clients feel).
+    downtime: str | None = None
     why: str = ""
 
     def shell_text(self) -> str:
@@ -177,6 +179,8 @@ def format_plan(plan: Plan) -> str:
                 lines.append(f"        repeat every {step.poll.every:g}s for up to {step.poll.within:g}s{hold}")
             if step.downtime == "ends":
                 lines.append("  ---- downtime ends: service healthy again ----")
+            if step.downtime == "channels-back":
+                lines.append("  ---- channels back: every WhatsApp channel CONNECTED before is again ----")
     if plan.rollback:
         lines.append("rollback if it fails:")
         # {snapshot_id} is known only once the snapshot is verified; the plan says what it will be.

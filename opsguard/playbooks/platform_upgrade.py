@@ -38,8 +38,12 @@ from opsguard.inventory import Host
 from opsguard.plan import Check, Facts, Plan, Poll, Step
 from opsguard.playbooks.base import Example, Playbook
 from opsguard.playbooks.common import (
+    CHANNEL_VARS,
     DPKG_LOCK_FILES,
     PM2_JLIST,
+    channel_table_param,
+    channels_back_step,
+    channels_step,
     disk_step,
     dump_verification_lines,
     dumps_problem,
@@ -91,6 +95,7 @@ VARS: dict[str, Any] = {
     "build_timeout": 3600.0,
     "dump_timeout": 3600.0,
     "migrate_timeout": 1800.0,
+    **CHANNEL_VARS,
 }
 
 OPTIONS: dict[str, Any] = {"package": None, "package_sha256": None}
@@ -126,6 +131,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             check=Check("pg_isready: accepting connections", lambda out: None if "accepting connections" in out else "postgres is not accepting connections"),
         ),
         _redis_step(layout),
+        *([channels_step(layout.db_container, layout.channels)] if layout.channels else []),
         _same_filesystem_step(layout),
         _free_space_step(layout),
         _migration_step(layout, "migration status (recorded)", facts=Facts(("migrations_down_before",), _migrations_down_fact),
@@ -250,6 +256,8 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             check=http_status_check("HTTP 200-399", lambda status: 200 <= status <= 399),
             poll=Poll(every=min(layout.every, 2.0), within=layout.health_wait),
         ),
+        *([channels_back_step(layout.db_container, layout.channels, wait=layout.channels_wait, every=min(layout.every, 2.0))]
+          if layout.channels else []),
         _pm2_online_step(layout, "pm2 processes online after the restart", "after"),
         _pm2_stable_step(layout),
         _migration_step(layout, "no migration left down", check=Check("every migration up", guarded(_no_migration_down))),
@@ -312,6 +320,8 @@ class _Layout:
         self.build_timeout = number_param(params, "build_timeout", minimum=1)
         self.dump_timeout = number_param(params, "dump_timeout", minimum=1)
         self.migrate_timeout = number_param(params, "migrate_timeout", minimum=1)
+        self.channels = channel_table_param(params)
+        self.channels_wait = number_param(params, "channels_wait", minimum=0)
         # Derived paths: staging and previous sit BESIDE app_dir, so the swap is a rename on one filesystem.
         self.staging = f"{self.app_dir}.staging-{self.ts}"
         self.previous = f"{self.app_dir}.previous-{self.ts}"
