@@ -96,6 +96,7 @@ FAST_VARS: dict[str, float] = {
     "health_wait": 2.0,  # for the backend / the compose services to answer after the restart
     "settle_wait": 2.0,  # for services to settle after an OS update
     "reboot_wait": 20.0,  # for the host to come back; the reboot fires 5 s after its step, so this outlasts it
+    "channels_wait": 5.0,  # for the WhatsApp channels to be CONNECTED again (they reconnect 0.3 s after a restart)
 }
 DPKG_LOCK_FILES = (
     "var/lib/dpkg/lock-frontend",
@@ -307,6 +308,33 @@ class SandboxHosts:
         # The stub reads this copy: marshal loads without importing json (stub start-up time).
         _write_atomically(host.root / "responses.marshal", marshal.dumps(document))
         (host.root / "responses.counts").unlink(missing_ok=True)
+
+    def set_channels(
+        self,
+        name: str,
+        *,
+        table: str | None = None,
+        reconnect_seconds: float | None = None,
+        lose_session: Sequence[str] | None = None,
+    ) -> None:
+        """Given a Zpro host, set its WhatsApp channel knobs (stubs/channels.py); a reset restores the defaults.
+
+        ``table``: the name the channel table answers under (a renamed model); ``reconnect_seconds``: how long a
+        Baileys channel stays OPENING after a backend restart; ``lose_session``: channel names that end in
+        ``qrcode`` instead of CONNECTED (their session is lost).
+        """
+        host = self.host(name)
+        state = host.root / "stub-state"
+        state.mkdir(parents=True, exist_ok=True)
+        path = state / "channels-config"
+        config: dict[str, Any] = marshal.loads(path.read_bytes()) if path.exists() else {}
+        if table is not None:
+            config["table"] = table
+        if reconnect_seconds is not None:
+            config["reconnect_seconds"] = float(reconnect_seconds)
+        if lose_session is not None:
+            config["lose_session"] = list(lose_session)
+        _write_atomically(path, marshal.dumps(config))
 
     # -- inventory --------------------------------------------------------------------------------
     def host(self, name: str) -> SandboxHost:

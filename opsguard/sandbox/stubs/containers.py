@@ -159,9 +159,9 @@ def inner_command(call: Call, command: list[str], stdin_bytes: int = 0) -> int:
     if name == "pg_isready":
         return postgres.pg_isready_answer()
     if name == "pg_dump":
-        return postgres.dump_to_stdout()  # inside a container the dump goes to stdout: callers pipe it out
+        return postgres.dump_to_stdout(call)  # inside a container the dump goes to stdout: callers pipe it out
     if name == "pg_restore":
-        return postgres.pg_restore_answer(options, stdin_bytes)
+        return postgres.pg_restore_answer(call, options, stdin_bytes)
     if name == "psql":
         return postgres.psql_answer(call, options)
     return 0
