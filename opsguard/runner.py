@@ -55,6 +55,7 @@ class RunSummary:
     snapshot_id: str | None = None
     run_id: str | None = None
     downtime: float | None = None
+    channels_downtime: float | None = None  # first service stop until every WhatsApp channel is back
     outcome: str = RESULT_SKIPPED
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +67,7 @@ class RunSummary:
             "snapshot_id": self.snapshot_id,
             "run_id": self.run_id,
             "downtime_seconds": round(self.downtime, 3) if self.downtime is not None else None,
+            "channels_downtime_seconds": round(self.channels_downtime, 3) if self.channels_downtime is not None else None,
             "steps": [vars(step) for step in self.steps],
         }
 
@@ -201,6 +203,9 @@ class PlanRunner:
             if step.downtime == "ends" and self._downtime_started is not None:
                 self.summary.downtime = time.monotonic() - self._downtime_started
                 log(f"{self.host.name}: service back after {format_duration(self.summary.downtime)} of downtime")
+            if step.downtime == "channels-back" and self._downtime_started is not None:
+                self.summary.channels_downtime = time.monotonic() - self._downtime_started
+                log(f"{self.host.name}: every WhatsApp channel back after {format_duration(self.summary.channels_downtime)}")
 
     def _record(self, phase: str, step: Step) -> StepRecord:
         for record in self.summary.steps:
@@ -329,6 +334,8 @@ class PlanRunner:
             print(f"  ({not_run} later steps not run)", file=out)
         if self.summary.downtime is not None:
             print(f"  downtime (first service stop to healthy): {format_duration(self.summary.downtime)}", file=out)
+        if self.summary.channels_downtime is not None:
+            print(f"  downtime until every WhatsApp channel is back: {format_duration(self.summary.channels_downtime)}", file=out)
         if self.summary.snapshot_id:
             print(f"  snapshot: {self.summary.snapshot_id} (run {self.summary.run_id})", file=out)
         out.flush()
