@@ -45,9 +45,46 @@ class Poll:
     reconnect: bool = False  # the host may drop the connection meanwhile (a reboot): re-open it and go on
 
 
+COPY_KINDS = ("file", "dir", "container-file", "container-env")
+
+
+@dataclass(frozen=True)
+class CopyItem:
+    """One thing copied off the host to the machine running opsguard (see opsguard/copies.py).
+
+    ``kind``: "file" (``path`` on the host), "dir" (every regular file under ``path``), "container-file"
+    (``path`` inside compose ``service`` of the project in ``compose_dir``), "container-env" (the variable
+    ``path`` of that service's environment). ``name`` is where it goes under the run's copy dir. An
+    ``optional`` item that is missing on the host is noted in the manifest; a required one fails the step.
+    """
+
+    name: str
+    path: str
+    kind: str = "file"
+    service: str = ""
+    compose_dir: str = ""
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in COPY_KINDS:
+            raise ValueError(f"copy item {self.name}: kind must be one of {', '.join(COPY_KINDS)}, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a copy step takes off the host: its items, how many runs' copies to keep per host, the size cap, and
+    the fact (read in preflight) holding the estimated size in bytes, checked against local free space before
+    the snapshot."""
+
+    items: tuple[CopyItem, ...]
+    keep: int = 3
+    max_bytes: int = 20 * 10**9
+    size_fact: str = "copies_bytes"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One remote command (or one SFTP upload when ``upload`` is set)."""
+    """One remote command (or one SFTP upload when ``upload`` is set, or copies off the host when ``download`` is)."""
 
     name: str
     command: str | tuple[str, ...]
@@ -59,6 +96,7 @@ class Step:
     facts: Facts | None = None
     poll: Poll | None = None
     upload: tuple[str, str] | None = None  # (local path, remote path)
+    download: Download | None = None  # copies off the host, through read-only commands (opsguard/copies.py)
     # "starts": the first step that stops service; "ends": service back (HTTP healthy); "channels-back": every
     # WhatsApp channel CONNECTED before is again (the second downtime, the one the clients feel).
     downtime: str | None = None
@@ -122,6 +160,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "name": step.name,
             "command": step.shell_text() if step.upload is None else None,
             "upload": list(step.upload) if step.upload else None,
+            "download": (
+                {"items": [{"name": item.name, "kind": item.kind, "path": item.path, "service": item.service or None,
+                            "optional": item.optional} for item in step.download.items],
+                 "keep": step.download.keep, "max_bytes": step.download.max_bytes}
+                if step.download
+                else None
+            ),
             "mutates": step.mutates,
             "timeout": step.timeout,
             "ok_codes": list(step.ok_codes),
@@ -169,6 +214,14 @@ def format_plan(plan: Plan) -> str:
             lines.append(f"  {number:2}. [{marker}] {step.name}{who}")
             if step.upload:
                 lines.append(f"        upload {step.upload[0]} -> {step.upload[1]}")
+            elif step.download:
+                for item in step.download.items:
+                    where = f"{item.path} in service {item.service}" if item.service else item.path
+                    what = {"dir": "every file under ", "container-env": "environment variable "}.get(item.kind, "")
+                    optional = " (if present)" if item.optional else ""
+                    lines.append(f"        copy {what}{where}{optional} -> copies/{plan.host}/<run>/{item.name}")
+                lines.append(f"        sha256 on the host and after the copy must match; keep the last {step.download.keep} "
+                             "runs' copies of this host")
             else:
                 for text in step.shell_text().splitlines():
                     lines.append(f"        $ {text}")

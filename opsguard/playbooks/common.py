@@ -31,7 +31,7 @@ from opsguard.hostfacts import (
     parse_pm2_jlist,
     pm2_not_running,
 )
-from opsguard.plan import Check, Facts, Poll, Step
+from opsguard.plan import Check, CopyItem, Download, Facts, Poll, Step
 from opsguard.readonly import PM2_DAEMON_RUNNING, PM2_NOT_RUNNING, READ_ONLY_PGOPTIONS
 
 quote = shlex.quote
@@ -585,3 +585,56 @@ def channels_back_step(container: str, table: ChannelTable, *, wait: float, ever
         why="Baileys channels go OPENING then CONNECTED after a backend restart when their session is intact; "
         "one left in qrcode lost its session",
     )
+
+
+# -- copies off the host (opsguard/copies.py does the copying; the playbooks say what and measure it) -------
+
+COPY_VARS: dict[str, Any] = {
+    "copies_keep": 3,  # runs whose copies stay in <state_dir>/copies/<host>/ (older ones are removed)
+    "copies_max_gb": 20.0,  # cap on one run's copies; refused before the snapshot above it or above local free space
+}
+COPIES_FACT = "copies_bytes"
+
+
+def copies_size_step(lines: list[str], *, why: str) -> Step:
+    """Given shell lines printing ``NAME_bytes=N`` for each part of the copies (and ``missing=VAR:PATH`` for a path
+    a var names that is not there), return the preflight step whose fact ``copies_bytes`` is their sum."""
+
+    def parse(stdout: str) -> dict[str, str]:
+        values = parse_key_values(stdout)
+        sizes = {key: value for key, value in values.items() if key.endswith("_bytes")}
+        if not sizes or not all(value.isdigit() for value in sizes.values()):
+            raise ValueError(f"sizes not measured: {sizes}")
+        return {COPIES_FACT: str(sum(int(value) for value in sizes.values()))}
+
+    def test(stdout: str) -> str | None:
+        missing = [line.split("=", 1)[1] for line in stdout.splitlines() if line.startswith("missing=")]
+        if missing:
+            return "; ".join(f"{entry.split(':', 1)[1]} (var {entry.split(':', 1)[0]}) is not there" for entry in missing)
+        parse(stdout)
+        return None
+
+    return Step(
+        name="size of the copies off the host",
+        command="\n".join(lines),
+        mutates=False,
+        timeout=300,
+        check=Check("every part measured, every configured path there", guarded(test)),
+        facts=Facts((COPIES_FACT,), parse),
+        why=why,
+    )
+
+
+def copies_download(params: Mapping[str, Any], items: Iterable[CopyItem]) -> Download:
+    """Given params holding COPY_VARS and the CopyItems, return the Download of a copy step."""
+    keep = int(number_param(params, "copies_keep", minimum=1, maximum=1000))
+    max_bytes = int(number_param(params, "copies_max_gb", minimum=0.001) * 1e9)
+    return Download(items=tuple(items), keep=keep, max_bytes=max_bytes, size_fact=COPIES_FACT)
+
+
+def du_bytes_line(name: str, paths: Iterable[str]) -> str:
+    """Given a size name and host paths (missing ones count 0), return the line printing ``NAME_bytes=N`` (links followed)."""
+    quoted = " ".join(quote(path) for path in paths)
+    if not quoted:
+        return f"echo {name}_bytes=0"
+    return f'echo "{name}_bytes=$(du -scbL -- {quoted} 2>/dev/null | tail -n 1 | cut -f1)"'

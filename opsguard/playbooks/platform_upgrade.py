@@ -35,16 +35,20 @@ from opsguard.hostfacts import (
     url_problem,
 )
 from opsguard.inventory import Host
-from opsguard.plan import Check, Facts, Plan, Poll, Step
+from opsguard.plan import Check, CopyItem, Facts, Plan, Poll, Step
 from opsguard.playbooks.base import Example, Playbook
 from opsguard.playbooks.common import (
     CHANNEL_VARS,
+    COPY_VARS,
     DPKG_LOCK_FILES,
     PM2_JLIST,
     channel_table_param,
     channels_back_step,
     channels_step,
+    copies_download,
+    copies_size_step,
     disk_step,
+    du_bytes_line,
     dump_verification_lines,
     dumps_problem,
     guarded,
@@ -95,7 +99,11 @@ VARS: dict[str, Any] = {
     "build_timeout": 3600.0,
     "dump_timeout": 3600.0,
     "migrate_timeout": 1800.0,
+    # WhatsApp session data kept on disk (relative to app_dir; [] when sessions live in the database, which the
+    # dump covers): copied off the host with the dump, the .env files and the nginx sites.
+    "session_dirs": [],
     **CHANNEL_VARS,
+    **COPY_VARS,
 }
 
 OPTIONS: dict[str, Any] = {"package": None, "package_sha256": None}
@@ -136,6 +144,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         _free_space_step(layout),
         _migration_step(layout, "migration status (recorded)", facts=Facts(("migrations_down_before",), _migrations_down_fact),
                         why="SequelizeMeta (read-only SQL) against the live release's migration files; pending ones are recorded"),
+        _copies_size_step(layout),
     )
     change = (
         Step(
@@ -196,6 +205,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             "possible before the stop (what is written between the dump and the stop is not in it)",
         ),
         _verify_dump_step(layout),
+        _copy_step(layout, params),
         Step(
             name="stop the apps by name",
             command="\n".join(
@@ -308,6 +318,7 @@ class _Layout:
         if "backend/.env" not in self.env_files:
             raise ConfigError("param env_files: must include backend/.env")
         self.moved_dirs = relative_paths_param(params, "moved_dirs")
+        self.session_dirs = relative_paths_param(params, "session_dirs")
         self.migrations_dir = relative_paths_param({"migrations_dir": [params.get("migrations_dir")]}, "migrations_dir")[0]
         self.lock_files = paths_param(params, "dpkg_lock_files")
         self.disk_paths = paths_param(params, "disk_paths")
@@ -598,6 +609,36 @@ def _verify_dump_step(layout: _Layout) -> Step:
         check=Check("dump size > 0 and pg_restore -l lists its entries",
                     guarded(lambda stdout: dumps_problem(stdout, expected=["database"]))),
         why="a failing verification stops the run before any service stops",
+    )
+
+
+def _copies_size_step(layout: _Layout) -> Step:
+    sessions = [f"{layout.app_dir}/{directory}" for directory in layout.session_dirs]
+    lines = [
+        'echo "dump_bytes=$(' + read_only_psql(layout.db_container, "{{postgres_user}}", "{{postgres_db}}",
+                                               "select pg_database_size(current_database())") + ')"',
+        du_bytes_line("files", [*(f"{layout.app_dir}/{path}" for path in layout.env_files), layout.nginx_sites_dir, *sessions]),
+        *(f"[ -d {quote(path)} ] || echo {quote('missing=session_dirs:' + path)}" for path in sessions),
+    ]
+    return copies_size_step(lines, why="the database's size bounds its dump; refused before the snapshot when the "
+                            "copies would not fit on this machine (copies_max_gb, free space of the state dir)")
+
+
+def _copy_step(layout: _Layout, params: Mapping[str, Any]) -> Step:
+    items = [
+        CopyItem("database.dump", layout.dump),
+        CopyItem("env", f"{layout.run_backup}/env", kind="dir", optional=True),
+        CopyItem("nginx-sites", f"{layout.run_backup}/nginx-sites", kind="dir"),
+        *(CopyItem(f"sessions/{directory}", f"{layout.app_dir}/{directory}", kind="dir") for directory in layout.session_dirs),
+    ]
+    return Step(
+        name="copy off the host: the dump, .env files, nginx sites",
+        command=": copied by opsguard through read-only commands: base64 and sha256sum, nothing written on the host",
+        mutates=False,
+        timeout=3600,
+        download=copies_download(params, items),
+        why="what a provider restore cannot give back selectively, on this machine, verified by sha256 against the "
+        "host's; before any service stops",
     )
 
 
