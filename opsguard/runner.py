@@ -120,6 +120,7 @@ class PlanRunner:
                     self._phase(session, "verify", self.plan.verify)
                     self.summary.outcome = RESULT_OK
                     return self.summary
+                self._check_copy_room()
                 if self.confirm:
                     self.confirm()
                 self._guarded(session)
@@ -148,6 +149,22 @@ class PlanRunner:
         finally:
             reporter.close()
 
+    def _check_copy_room(self) -> None:
+        """Before the snapshot: refuse when the copies off the host (estimated in preflight) would not fit locally."""
+        from opsguard.copies import check_room
+
+        for step in self.plan.change:
+            if step.download is not None:
+                check_room(self.inventory.settings.state_dir, self.host.name, step.download, self.facts)
+
+    def _record_run_facts(self, change: ChangeSession) -> None:
+        """Before the first change step: put the run's params and the facts preflight read into the ledger (the
+        previous tree's path, the dump file, the image digests: what `opsguard rollback` of this run needs)."""
+        from opsguard import ledger as events
+
+        facts = {key: value for key, value in self.facts.items() if key not in self.plan.params}
+        change.note(events.RUN_FACTS, playbook=self.plan.playbook, params=dict(self.plan.params), facts=facts)
+
     def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter) -> None:
         with snapshot_guard(
             self.host,
@@ -162,6 +179,7 @@ class PlanRunner:
             self.summary.run_id = change.run_id
             self.facts["snapshot_id"] = change.receipt.snapshot_id
             reporter.done(f"{self.host.name}: snapshot {change.receipt.snapshot_id} verified complete; starting the change")
+            self._record_run_facts(change)
             try:
                 self._phase(change, "change", self.plan.change)
                 self._phase(change, "verify", self.plan.verify)
@@ -218,6 +236,13 @@ class PlanRunner:
     # -- one step -------------------------------------------------------------------------------
 
     def _execute(self, session: ReadOnlySession | ChangeSession, step: Step) -> None:
+        if step.download is not None:
+            if not isinstance(session, ChangeSession):
+                raise Refused(f"host {self.host.name}: step {step.name!r} copies off the host, which runs after the snapshot")
+            from opsguard.copies import fetch
+
+            fetch(session, step.download, state_dir=self.inventory.settings.state_dir, step=step.name)
+            return
         if step.upload is not None:
             if not isinstance(session, ChangeSession):
                 raise Refused(f"host {self.host.name}: step {step.name!r} uploads a file but this session is read-only")
