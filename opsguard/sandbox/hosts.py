@@ -71,6 +71,8 @@ STUB_NAMES: tuple[str, ...] = (
     "sudo", "pkill", "killall", "crontab", "useradd", "usermod", "userdel", "passwd",
     # archives
     "unzip",
+    # a reader, stubbed only so a test rule can corrupt a copy off the host (the fake is coreutils' encoder)
+    "base64",
 )  # fmt: skip
 
 # sshd runs this for every session (ForceCommand): it records the session's full command line, then
