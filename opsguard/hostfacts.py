@@ -375,6 +375,7 @@ class ContainerImage:
     reference: str
     image_id: str
     repo_digests: tuple[str, ...]
+    version: str = ""  # the image's org.opencontainers.image.version label ("" when it has none)
 
     def rollback_reference(self) -> str:
         """Return the most exact reference to run this image again: ``repo@sha256:...`` if known, else the id."""
@@ -386,7 +387,7 @@ class ContainerImage:
 
 
 def parse_container_images(text: str) -> list[ContainerImage]:
-    """Given lines ``SERVICE REFERENCE IMAGE_ID DIGEST[,DIGEST...]`` ('-' for none), return them.
+    """Given lines ``SERVICE REFERENCE IMAGE_ID DIGEST[,DIGEST...] [VERSION]`` ('-' for none), return them.
 
     Raise ValueError on a line with fewer than three fields.
     """
@@ -399,7 +400,9 @@ def parse_container_images(text: str) -> list[ContainerImage]:
             raise ValueError(f"container image line {line!r} needs SERVICE REFERENCE IMAGE_ID")
         digests = fields[3] if len(fields) > 3 else "-"
         listed = tuple(item for item in digests.strip("[]").split(",") if item and item != "-")
-        images.append(ContainerImage(service=fields[0], reference=fields[1], image_id=fields[2], repo_digests=listed))
+        version = fields[4] if len(fields) > 4 and fields[4] not in ("-", "<no value>") else ""
+        images.append(ContainerImage(service=fields[0], reference=fields[1], image_id=fields[2], repo_digests=listed,
+                                     version=version))
     return images
 
 
@@ -574,3 +577,15 @@ def parse_channel_probe(text: str) -> ChannelProbe:
         channel_id, status, kind, tenant, name = (field.strip() for field in fields)
         channels.append(Channel(id=channel_id, name=name, status=status, type=kind, tenant=tenant))
     return ChannelProbe(columns=columns, channels=tuple(channels), query_failed=failed)
+
+
+def version_major(version: str) -> int | None:
+    """Given a version such as ``1.64.3``, ``v2.1`` or ``2.27.0-alpine``, return its major number; None if it has none
+    (``latest``, ``stable``, "")."""
+    match = re.match(r"^v?(\d+)(?:[.\-+_]|$)", version.strip())
+    return int(match.group(1)) if match else None
+
+
+def tag_of(reference: str) -> str:
+    """Given an image reference, return its tag ("" when it has none or only a digest)."""
+    return split_image_reference(reference).tag or "" if reference.strip() else ""

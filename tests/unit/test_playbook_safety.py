@@ -108,6 +108,7 @@ _SANDBOX_VARS = {
     "boot_dir": "/sandbox/chat/boot",
     "disk_paths": ["/sandbox/chat"],
     "dpkg_lock_files": ["/sandbox/chat/dpkg-lock"],
+    "n8n_config_path": "/sandbox/n8n/config",  # a path inside the n8n container, from a var all the same
 }
 _SYSTEM_PATH = re.compile(r"(?<![\w.:/-])/(etc|home|var|opt|boot|proc|run|usr|srv|root|tmp|lib|mnt|sys)\b")
 
