@@ -338,6 +338,22 @@ class SandboxHosts:
             config["lose_session"] = list(lose_session)
         _write_atomically(path, marshal.dumps(config))
 
+    def set_stack_images(
+        self,
+        name: str,
+        *,
+        running: Mapping[str, str] | None = None,
+        local: Mapping[str, str] | None = None,
+        registry: Mapping[str, str] | None = None,
+    ) -> None:
+        """Given an integrations host, set its image knobs (stubs/containers.py): ``running`` {service: the reference
+        its container runs}, ``local`` {reference: the version of the local image}, ``registry`` {reference: the
+        version `docker compose pull` fetches}. A reset restores the defaults (each service runs its configured tag)."""
+        state = self.host(name).root / "stub-state"
+        state.mkdir(parents=True, exist_ok=True)
+        document = {"running": dict(running or {}), "local": dict(local or {}), "registry": dict(registry or {})}
+        _write_atomically(state / "stack-images", marshal.dumps(document))
+
     # -- inventory --------------------------------------------------------------------------------
     def host(self, name: str) -> SandboxHost:
         """Given a host name, return its SandboxHost; raise KeyError naming the sandbox hosts if unknown."""
@@ -677,11 +693,16 @@ volumes:
 """
 
 
+N8N_CONFIG = "volumes/n8n/home/node/.n8n/config"  # inside the n8n container: /home/node/.n8n/config
+
+
 def _integrations_files(host: SandboxHost) -> dict[str, str | bytes]:
     site = "server {{\n    server_name {name};\n    location / {{ proxy_pass http://127.0.0.1:{port}; }}\n}}\n"
     return {
         "opt/stack/docker-compose.yml": COMPOSE_FILE,
         "opt/stack/.env": "TYPEBOT_VERSION=2.27.0\nN8N_VERSION=1.64.3\n",
+        # n8n generated its encryption key on first start, into its data volume (no N8N_ENCRYPTION_KEY set).
+        N8N_CONFIG: '{\n\t"encryptionKey": "sandbox-n8n-encryption-key"\n}',
         "etc/nginx/sites-enabled/typebot": site.format(name=f"typebot.{host.name}.sandbox.test", port=8080),
         "etc/nginx/sites-enabled/n8n": site.format(name=f"n8n.{host.name}.sandbox.test", port=5678),
     }
