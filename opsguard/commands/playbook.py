@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from opsguard.cli import AppContext
 
 
-def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reboot: bool = False) -> dict[str, object]:
+def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reboot: bool = False,
+               allow_major: bool = False) -> dict[str, object]:
     values: dict[str, object] = {}
     for item in variables:
         key, separator, value = item.partition("=")
@@ -28,6 +29,8 @@ def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reb
         values["package"] = package
     if allow_reboot:
         values["allow_reboot"] = True
+    if allow_major:
+        values["allow_major"] = True
     return values
 
 
@@ -112,14 +115,15 @@ def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_r
 @click.argument("playbook")
 @click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (platform_upgrade).")
 @click.option("--allow-reboot", is_flag=True, help="update: reboot when the host says it needs one.")
+@click.option("--allow-major", is_flag=True, help="stack_upgrade: allow n8n or Typebot to jump a major version.")
 @_common
 @click.pass_obj
-def run(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool, yes: bool, reason: str | None,
-        overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
+def run(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool, allow_major: bool, yes: bool,
+        reason: str | None, overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
     """Run PLAYBOOK on HOST: preflight, verified snapshot, change, verification."""
     inventory = app.inventory()
     target = inventory.host(host)
-    built = _build(playbook, target, _overrides(variables, package, allow_reboot))
+    built = _build(playbook, target, _overrides(variables, package, allow_reboot, allow_major))
     _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
 
 
@@ -168,14 +172,15 @@ def update(ctx: click.Context, hosts: tuple[str, ...], all_hosts: bool, allow_re
 @click.command()
 @click.argument("host")
 @click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (required for roles zpro).")
+@click.option("--allow-major", is_flag=True, help="Compose stack: allow n8n or Typebot to jump a major version.")
 @_common
 @click.pass_obj
-def upgrade(app: AppContext, host: str, package: str | None, yes: bool, reason: str | None, overwrite_snapshot: bool,
-            as_json: bool, variables: tuple[str, ...]) -> None:
+def upgrade(app: AppContext, host: str, package: str | None, allow_major: bool, yes: bool, reason: str | None,
+            overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
     """Upgrade the platform on HOST: Zpro (roles zpro, needs --package) or the compose stack (roles integrations)."""
     inventory = app.inventory()
     target = inventory.host(host)
-    built = _build("upgrade", target, _overrides(variables, package))
+    built = _build("upgrade", target, _overrides(variables, package, allow_major=allow_major))
     _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
 
 
