@@ -75,6 +75,9 @@ VARS: dict[str, Any] = {
 }
 
 OPTIONS: dict[str, Any] = {"allow_major": False}
+# The change steps a rollback looks for in the ledger: once the services were recreated, the new images ran.
+PULL_STEP = "pull the app images"
+RECREATE_STEP = "recreate changed services"
 # Apps whose database migrations only go forward: a major version jump needs --allow-major.
 MAJOR_CHECKED = ("n8n", "typebot")
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -116,7 +119,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
     every = number_param(params, "poll_every", minimum=0.01)
     health_wait = number_param(params, "health_wait", minimum=0)
     in_dir = f"cd {quote(compose_dir)} && "
-    health = _health_steps(params, every, health_wait)
+    health = health_steps(params, every, health_wait)
     if not health:
         raise ConfigError("n8n_url and typebot_viewer_url are both empty: nothing would prove the stack healthy")
 
@@ -198,7 +201,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         ),
         _copy_step(params, compose_dir, compose_files, run_backup, n8n_service),
         Step(
-            name="pull the app images",
+            name=PULL_STEP,
             command=in_dir + "docker compose pull {{app_services}}",
             mutates=True,
             timeout=number_param(params, "pull_timeout", minimum=1),
@@ -215,14 +218,14 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             why="a floating tag (latest) shows its version only once pulled; nothing runs the new images yet",
         ),
         Step(
-            name="recreate changed services",
+            name=RECREATE_STEP,
             command=in_dir + "docker compose up -d --remove-orphans",
             mutates=True,
             timeout=900,
             downtime="starts",
             why="only containers whose image or config changed are recreated",
         ),
-        *_with_downtime_end(health),
+        *with_downtime_end(health),
         Step(
             name="remove dangling images",
             command="docker image prune -f",
@@ -243,7 +246,10 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         *(_single(step) for step in health),
     )
     rollback = (
-        "stopped before 'pull the app images': nothing changed but the dumps in " + run_backup + ".",
+        f"opsguard rollback {host.name} runs the two lines after the next for this run, under its snapshot (no provider "
+        "restore); by hand:",
+        f"stopped before {RECREATE_STEP!r}: the containers still run the old images; nothing changed but the dumps in "
+        f"{run_backup} (and the images pulled).",
         f"back to the previous images: in {compose_dir} set each service's image: to its recorded reference "
         "({{image_digests}}) and run: docker compose up -d",
         "if the new version migrated a database: docker compose stop the app services, then per database service: "
@@ -464,7 +470,9 @@ def services_problem(stdout: str) -> str | None:
     return "; ".join(problems) or None
 
 
-def _health_steps(params: Mapping[str, Any], every: float, within: float) -> list[Step]:
+def health_steps(params: Mapping[str, Any], every: float, within: float) -> list[Step]:
+    """Given params with n8n_url and typebot_viewer_url, the poll gap and the wait, return the health steps of the
+    services configured ("" leaves one out); raise ConfigError if a URL is not a string."""
     steps = []
     n8n = params.get("n8n_url") or ""
     typebot = params.get("typebot_viewer_url") or ""
@@ -495,8 +503,8 @@ def _health_steps(params: Mapping[str, Any], every: float, within: float) -> lis
     return steps
 
 
-def _with_downtime_end(steps: list[Step]) -> list[Step]:
-    """The health waits of the change phase; the last one ends the downtime."""
+def with_downtime_end(steps: list[Step]) -> list[Step]:
+    """Given the health steps, return them as waits of the change phase; the last one ends the downtime."""
     waits = [replace(step, name="wait: " + step.name) for step in steps]
     waits[-1] = replace(waits[-1], downtime="ends")
     return waits
