@@ -198,7 +198,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def format_plan(plan: Plan) -> str:
     """Given a plan, return the text `opsguard plan` prints: every step, what it changes, where downtime lies."""
     lines = [f"{plan.playbook} on {plan.host} ({plan.kind}): {plan.summary}"]
-    if plan.kind == "change":
+    if plan.kind == "change" and plan.params.get("rolled_back_run"):
+        lines.append(f"  after preflight: run {plan.params['rolled_back_run']}'s verified snapshot, while the provider still "
+                     "has it (no new snapshot); if it is gone, a new one, before step 1 of the change")
+    elif plan.kind == "change":
         lines.append("  after preflight: a full provider snapshot of the host, verified complete, before step 1 of the change")
     number = 0
     for phase, steps in plan.phases():
