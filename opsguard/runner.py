@@ -14,14 +14,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsguard.durations import format_duration
-from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, StepFailed
-from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, snapshot_guard
+from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, SnapshotGone, StepFailed
+from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, rollback_guard, snapshot_guard
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, paint
 from opsguard.plan import Plan, Step, render
@@ -90,6 +90,7 @@ class PlanRunner:
         stream: bool = True,
         confirm: Callable[[], None] | None = None,
         json_output: bool = False,
+        rollback_of: str | None = None,
     ) -> None:
         self.plan = plan
         self.host = host
@@ -99,6 +100,8 @@ class PlanRunner:
         self.stream = stream
         self.confirm = confirm
         self.json_output = json_output
+        # A rollback of run R: under R's snapshot (guard rule 3d) while the provider has it, else a new one.
+        self.rollback_of = rollback_of
         self.facts: dict[str, str] = {key: str(value) for key, value in plan.params.items() if value is not None}
         self.summary = RunSummary(host=host.name, playbook=plan.playbook)
         self._downtime_started: float | None = None
@@ -140,7 +143,13 @@ class PlanRunner:
     def _guarded(self, session: ReadOnlySession) -> None:
         reporter = SnapshotWaitReporter(self.host.name)
         try:
-            self._change_under_guard(session, reporter)
+            try:
+                self._change_under_guard(session, reporter, reuse_snapshot=self.rollback_of is not None)
+            except SnapshotGone as gone:
+                # Raised before anything was sent (the guard derived "nothing changed"): R's snapshot is no
+                # longer at the provider, so the rollback is a normal guarded change, with a new snapshot.
+                log(f"{self.host.name}: {gone}; the rollback runs as a normal guarded change: a new snapshot first")
+                self._change_under_guard(session, reporter, reuse_snapshot=False)
         except OpsguardError as error:
             if self._rollback_printed:
                 # The plan's rollback path (printed) already ends with the provider snapshot: say it once.
@@ -159,22 +168,25 @@ class PlanRunner:
 
     def _record_run_facts(self, change: ChangeSession) -> None:
         """Before the first change step: put the run's params and the facts preflight read into the ledger (the
-        previous tree's path, the dump file, the image digests: what `opsguard rollback` of this run needs)."""
+        previous tree's path, the dump file, the image digests: what `opsguard rollback` of this run needs); a
+        rollback's record names the run it undoes."""
         from opsguard import ledger as events
 
         facts = {key: value for key, value in self.facts.items() if key not in self.plan.params}
-        change.note(events.RUN_FACTS, playbook=self.plan.playbook, params=dict(self.plan.params), facts=facts)
+        link = {"rolls_back": self.rollback_of} if self.rollback_of else {}
+        change.note(events.RUN_FACTS, playbook=self.plan.playbook, params=dict(self.plan.params), facts=facts, **link)
 
-    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter) -> None:
-        with snapshot_guard(
-            self.host,
-            reason=self.reason,
-            inventory=self.inventory,
-            session=session,
-            overwrite_snapshot=self.overwrite_snapshot,
-            on_progress=reporter,
-            command=f"{self.plan.playbook}",
-        ) as change:
+    def _open_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter,
+                    reuse_snapshot: bool) -> AbstractContextManager[ChangeSession]:
+        if reuse_snapshot and self.rollback_of is not None:
+            return rollback_guard(self.host, rolled_back_run=self.rollback_of, reason=self.reason, inventory=self.inventory,
+                                  command=self.plan.playbook)
+        return snapshot_guard(self.host, reason=self.reason, inventory=self.inventory, session=session,
+                              overwrite_snapshot=self.overwrite_snapshot, on_progress=reporter, command=self.plan.playbook)
+
+    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter, *,
+                            reuse_snapshot: bool = False) -> None:
+        with self._open_guard(session, reporter, reuse_snapshot) as change:
             self.summary.snapshot_id = change.receipt.snapshot_id
             self.summary.run_id = change.run_id
             self.facts["snapshot_id"] = change.receipt.snapshot_id
