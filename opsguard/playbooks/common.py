@@ -543,6 +543,12 @@ def channel_advice(channel: Channel | None, channel_id: str, waited: str) -> str
             "ends in qrcode the phone must scan again")
 
 
+def channels_down(stdout: str) -> list[str]:
+    """Given the channel probe's output, return one line per channel that is not CONNECTED now, with its tenant and
+    what to do (what a nightly `opsguard health` reports); raise ValueError if the probe did not finish."""
+    return [channel_advice(channel, channel.id, "now") for channel in parse_channel_probe(stdout).channels if not channel.connected]
+
+
 def channels_back_problem(stdout: str, waited: str = "the wait") -> str | None:
     """Given ``connected_before=IDS`` then the channel probe's output, return None if every channel CONNECTED
     before is CONNECTED now, else one line naming each that is not (its tenant, its state, what to do)."""

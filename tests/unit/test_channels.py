@@ -15,6 +15,7 @@ from opsguard.playbooks.common import (
     channel_table_problem,
     channels_back_problem,
     channels_connected_fact,
+    channels_down,
 )
 from opsguard.readonly import read_only_problem
 
@@ -92,3 +93,10 @@ def test_channel_table_param_refuses_a_name_that_is_not_an_identifier(var: str) 
 
 def test_channel_table_param_is_none_when_the_host_has_no_channels() -> None:
     assert channel_table_param({**CHANNEL_VARS, "channels_table": ""}) is None
+
+
+def test_channels_down_lists_every_channel_not_connected_now_for_a_health_check() -> None:
+    down = channels_down(COLUMNS + ROWS)
+
+    assert [line.split(" (")[0] for line in down] == ["'Vendas | loja'", "'Antigo'"]
+    assert "is DISCONNECTED: reconnect it in Zpro" in down[1]
