@@ -8,10 +8,13 @@ the migrations run from the staged backend, the trees swapped by renames (the me
 moved, never copied) and the apps restarted by name.
 
 Why it is safe: every step is checked and the run stops at the first failure; the migrate (which has
-no undo) runs only after a dump that `pg_restore -l` can read; the live tree is renamed to
-``<app_dir>.previous-<ts>``, never deleted; .env files, nginx sites and the code are backed up first;
-pm2 is only ever addressed by process name (never ``all``, never ``delete``); the firewall is never
-touched. Rollback advice names the exact commands for each point the run can stop at.
+no undo) runs only after a dump that `pg_restore -l` can read; the dump, the .env files and the nginx
+sites are copied off the host (verified by sha256) before any service stops; the live tree is renamed
+to ``<app_dir>.previous-<ts>``, never deleted; .env files, nginx sites and the code are backed up
+first; pm2 is only ever addressed by process name (never ``all``, never ``delete``); the firewall is
+never touched. "Healthy" includes the WhatsApp channels: every channel CONNECTED before must be
+CONNECTED again. Rollback advice names the exact commands for each point the run can stop at, and
+``opsguard rollback`` runs them.
 """
 
 from __future__ import annotations
