@@ -36,6 +36,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from opsguard import ledger as events
@@ -235,7 +236,8 @@ def _zpro_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) ->
     if swapped:
         preflight.append(_trees_step(layout, started))
     if migrated:
-        preflight.append(zpro.verify_dump_step(layout))
+        preflight.append(replace(zpro.verify_dump_step(layout), name="the run's dump is there and readable (pg_restore -l)",
+                                 why="checked before anything stops: the restore depends on it"))
     change: list[Step] = []
     if migrated or swapped:
         change.append(Step(name="stop the apps by name", command=f"pm2 stop {names}", mutates=True, timeout=120,
