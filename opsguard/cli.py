@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("playbook", "run", "Run a playbook on a host inside the snapshot guard."),
     "update": ("playbook", "update", "OS update (apt) of one host or --all, one after another, each guarded."),
     "upgrade": ("playbook", "upgrade", "Upgrade the platform on a host (Zpro package or compose stack), guarded."),
+    "rollback": ("playbook", "rollback", "Undo a host's last (or --run) upgrade without a provider restore, under its snapshot."),
     "restore": ("playbook", "restore", "Restore a host from a provider snapshot (last resort; typed confirmation)."),
     "backup-check": ("backup_check", "backup_check", "Check the providers' automatic backups are there and fresh."),
     "audit": ("audit", "audit", "Find changes made on the hosts outside a guarded window (read-only, nightly)."),

@@ -375,6 +375,7 @@ class ContainerImage:
     reference: str
     image_id: str
     repo_digests: tuple[str, ...]
+    version: str = ""  # the image's org.opencontainers.image.version label ("" when it has none)
 
     def rollback_reference(self) -> str:
         """Return the most exact reference to run this image again: ``repo@sha256:...`` if known, else the id."""
@@ -386,7 +387,7 @@ class ContainerImage:
 
 
 def parse_container_images(text: str) -> list[ContainerImage]:
-    """Given lines ``SERVICE REFERENCE IMAGE_ID DIGEST[,DIGEST...]`` ('-' for none), return them.
+    """Given lines ``SERVICE REFERENCE IMAGE_ID DIGEST[,DIGEST...] [VERSION]`` ('-' for none), return them.
 
     Raise ValueError on a line with fewer than three fields.
     """
@@ -399,7 +400,9 @@ def parse_container_images(text: str) -> list[ContainerImage]:
             raise ValueError(f"container image line {line!r} needs SERVICE REFERENCE IMAGE_ID")
         digests = fields[3] if len(fields) > 3 else "-"
         listed = tuple(item for item in digests.strip("[]").split(",") if item and item != "-")
-        images.append(ContainerImage(service=fields[0], reference=fields[1], image_id=fields[2], repo_digests=listed))
+        version = fields[4] if len(fields) > 4 and fields[4] not in ("-", "<no value>") else ""
+        images.append(ContainerImage(service=fields[0], reference=fields[1], image_id=fields[2], repo_digests=listed,
+                                     version=version))
     return images
 
 
@@ -509,3 +512,80 @@ def parse_newest_file(line: str) -> NewestFile | None:
         return NewestFile(mtime=float(fields[0]), size=int(fields[1]), path=fields[2])
     except ValueError:
         raise ValueError(f"{line!r} is not 'MTIME SIZE PATH'") from None
+
+
+# -- WhatsApp channels (Zpro / Izing family: the channels live in the application's database) -----------
+
+CHANNEL_COLUMNS_MARK = "--- channel columns"
+CHANNEL_ROWS_MARK = "--- channels"
+CHANNEL_QUERY_FAILED = "channels_query_failed"
+CONNECTED = "CONNECTED"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One WhatsApp channel row: its id, name, status (CONNECTED, DISCONNECTED, qrcode, OPENING...), type and tenant."""
+
+    id: str
+    name: str
+    status: str
+    type: str
+    tenant: str
+
+    @property
+    def connected(self) -> bool:
+        """Whether the channel is CONNECTED (the only state in which it carries messages)."""
+        return self.status == CONNECTED
+
+
+@dataclass(frozen=True)
+class ChannelProbe:
+    """What the channel probe printed: the table's columns as information_schema lists them, and its rows.
+
+    ``columns`` is empty when the table is not there; ``query_failed`` says the SELECT itself failed.
+    """
+
+    columns: tuple[str, ...]
+    channels: tuple[Channel, ...]
+    query_failed: bool
+
+
+def parse_channel_probe(text: str) -> ChannelProbe:
+    """Given the channel probe's output (``--- channel columns``, one column name a line, ``--- channels``, then
+    ``id|status|type|tenant|name`` rows as ``psql -tA`` prints them), return it parsed.
+
+    The name comes last so a '|' in it cannot shift the other fields. Raise ValueError if either mark is
+    missing (the probe did not run to its end) or a row has fewer than five fields.
+    """
+    lines = text.splitlines()
+    stripped = [line.strip() for line in lines]
+    if CHANNEL_COLUMNS_MARK not in stripped or CHANNEL_ROWS_MARK not in stripped:
+        raise ValueError("the channel probe printed no column list or no channel rows")
+    start, middle = stripped.index(CHANNEL_COLUMNS_MARK), stripped.index(CHANNEL_ROWS_MARK)
+    columns = tuple(line for line in stripped[start + 1 : middle] if line)
+    channels = []
+    failed = False
+    for line in lines[middle + 1 :]:
+        if not line.strip():
+            continue
+        if line.strip() == CHANNEL_QUERY_FAILED:
+            failed = True
+            continue
+        fields = line.split("|", 4)
+        if len(fields) < 5:
+            raise ValueError(f"channel row {line[:80]!r} is not id|status|type|tenant|name")
+        channel_id, status, kind, tenant, name = (field.strip() for field in fields)
+        channels.append(Channel(id=channel_id, name=name, status=status, type=kind, tenant=tenant))
+    return ChannelProbe(columns=columns, channels=tuple(channels), query_failed=failed)
+
+
+def version_major(version: str) -> int | None:
+    """Given a version such as ``1.64.3``, ``v2.1`` or ``2.27.0-alpine``, return its major number; None if it has none
+    (``latest``, ``stable``, "")."""
+    match = re.match(r"^v?(\d+)(?:[.\-+_]|$)", version.strip())
+    return int(match.group(1)) if match else None
+
+
+def tag_of(reference: str) -> str:
+    """Given an image reference, return its tag ("" when it has none or only a digest)."""
+    return split_image_reference(reference).tag or "" if reference.strip() else ""

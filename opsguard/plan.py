@@ -45,9 +45,46 @@ class Poll:
     reconnect: bool = False  # the host may drop the connection meanwhile (a reboot): re-open it and go on
 
 
+COPY_KINDS = ("file", "dir", "container-file", "container-env")
+
+
+@dataclass(frozen=True)
+class CopyItem:
+    """One thing copied off the host to the machine running opsguard (see opsguard/copies.py).
+
+    ``kind``: "file" (``path`` on the host), "dir" (every regular file under ``path``), "container-file"
+    (``path`` inside compose ``service`` of the project in ``compose_dir``), "container-env" (the variable
+    ``path`` of that service's environment). ``name`` is where it goes under the run's copy dir. An
+    ``optional`` item that is missing on the host is noted in the manifest; a required one fails the step.
+    """
+
+    name: str
+    path: str
+    kind: str = "file"
+    service: str = ""
+    compose_dir: str = ""
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in COPY_KINDS:
+            raise ValueError(f"copy item {self.name}: kind must be one of {', '.join(COPY_KINDS)}, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a copy step takes off the host: its items, how many runs' copies to keep per host, the size cap, and
+    the fact (read in preflight) holding the estimated size in bytes, checked against local free space before
+    the snapshot."""
+
+    items: tuple[CopyItem, ...]
+    keep: int = 3
+    max_bytes: int = 20 * 10**9
+    size_fact: str = "copies_bytes"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One remote command (or one SFTP upload when ``upload`` is set)."""
+    """One remote command (or one SFTP upload when ``upload`` is set, or copies off the host when ``download`` is)."""
 
     name: str
     command: str | tuple[str, ...]
@@ -59,7 +96,10 @@ class Step:
     facts: Facts | None = None
     poll: Poll | None = None
     upload: tuple[str, str] | None = None  # (local path, remote path)
-    downtime: str | None = None  # "starts": the first step that stops service; "ends": service back
+    download: Download | None = None  # copies off the host, through read-only commands (opsguard/copies.py)
+    # "starts": the first step that stops service; "ends": service back (HTTP healthy); "channels-back": every
+    # WhatsApp channel CONNECTED before is again (the second downtime, the one the clients feel).
+    downtime: str | None = None
     why: str = ""
 
     def shell_text(self) -> str:
@@ -120,6 +160,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "name": step.name,
             "command": step.shell_text() if step.upload is None else None,
             "upload": list(step.upload) if step.upload else None,
+            "download": (
+                {"items": [{"name": item.name, "kind": item.kind, "path": item.path, "service": item.service or None,
+                            "optional": item.optional} for item in step.download.items],
+                 "keep": step.download.keep, "max_bytes": step.download.max_bytes}
+                if step.download
+                else None
+            ),
             "mutates": step.mutates,
             "timeout": step.timeout,
             "ok_codes": list(step.ok_codes),
@@ -151,7 +198,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def format_plan(plan: Plan) -> str:
     """Given a plan, return the text `opsguard plan` prints: every step, what it changes, where downtime lies."""
     lines = [f"{plan.playbook} on {plan.host} ({plan.kind}): {plan.summary}"]
-    if plan.kind == "change":
+    if plan.kind == "change" and plan.params.get("rolled_back_run"):
+        lines.append(f"  after preflight: run {plan.params['rolled_back_run']}'s verified snapshot, while the provider still "
+                     "has it (no new snapshot); if it is gone, a new one, before step 1 of the change")
+    elif plan.kind == "change":
         lines.append("  after preflight: a full provider snapshot of the host, verified complete, before step 1 of the change")
     number = 0
     for phase, steps in plan.phases():
@@ -167,6 +217,14 @@ def format_plan(plan: Plan) -> str:
             lines.append(f"  {number:2}. [{marker}] {step.name}{who}")
             if step.upload:
                 lines.append(f"        upload {step.upload[0]} -> {step.upload[1]}")
+            elif step.download:
+                for item in step.download.items:
+                    where = f"{item.path} in service {item.service}" if item.service else item.path
+                    what = {"dir": "every file under ", "container-env": "environment variable "}.get(item.kind, "")
+                    optional = " (if present)" if item.optional else ""
+                    lines.append(f"        copy {what}{where}{optional} -> copies/{plan.host}/<run>/{item.name}")
+                lines.append(f"        sha256 on the host and after the copy must match; keep the last {step.download.keep} "
+                             "runs' copies of this host")
             else:
                 for text in step.shell_text().splitlines():
                     lines.append(f"        $ {text}")
@@ -177,6 +235,8 @@ def format_plan(plan: Plan) -> str:
                 lines.append(f"        repeat every {step.poll.every:g}s for up to {step.poll.within:g}s{hold}")
             if step.downtime == "ends":
                 lines.append("  ---- downtime ends: service healthy again ----")
+            if step.downtime == "channels-back":
+                lines.append("  ---- channels back: every WhatsApp channel CONNECTED before is again ----")
     if plan.rollback:
         lines.append("rollback if it fails:")
         # {snapshot_id} is known only once the snapshot is verified; the plan says what it will be.

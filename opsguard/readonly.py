@@ -491,7 +491,7 @@ def _redis_cli(args: list[Word], context: _Context) -> str | None:
 
 
 _PSQL_FUNCTIONS = {"pg_database_size", "current_database", "count", "max", "min", "coalesce", "lower", "upper",
-                   "version", "now", "length", "to_char", "extract", "date_trunc"}  # fmt: skip
+                   "version", "now", "length", "to_char", "extract", "date_trunc", "chr", "translate"}  # fmt: skip
 _SQL_CALL = re.compile(r'("?)([A-Za-z_][A-Za-z0-9_.]*)\1\s*\(')
 
 

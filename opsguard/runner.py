@@ -14,14 +14,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsguard.durations import format_duration
-from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, StepFailed
-from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, snapshot_guard
+from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, SnapshotGone, StepFailed
+from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, rollback_guard, snapshot_guard
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, paint
 from opsguard.plan import Plan, Step, render
@@ -62,6 +62,7 @@ class RunSummary:
     snapshot_id: str | None = None
     run_id: str | None = None
     downtime: float | None = None
+    channels_downtime: float | None = None  # first service stop until every WhatsApp channel is back
     outcome: str = RESULT_SKIPPED
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +74,7 @@ class RunSummary:
             "snapshot_id": self.snapshot_id,
             "run_id": self.run_id,
             "downtime_seconds": round(self.downtime, 3) if self.downtime is not None else None,
+            "channels_downtime_seconds": round(self.channels_downtime, 3) if self.channels_downtime is not None else None,
             "steps": [vars(step) for step in self.steps],
         }
 
@@ -95,6 +97,7 @@ class PlanRunner:
         stream: bool = True,
         confirm: Callable[[], None] | None = None,
         json_output: bool = False,
+        rollback_of: str | None = None,
     ) -> None:
         self.plan = plan
         self.host = host
@@ -104,6 +107,8 @@ class PlanRunner:
         self.stream = stream
         self.confirm = confirm
         self.json_output = json_output
+        # A rollback of run R: under R's snapshot (guard rule 3d) while the provider has it, else a new one.
+        self.rollback_of = rollback_of
         self.facts: dict[str, str] = {key: str(value) for key, value in plan.params.items() if value is not None}
         self.summary = RunSummary(host=host.name, playbook=plan.playbook)
         self._downtime_started: float | None = None
@@ -125,6 +130,7 @@ class PlanRunner:
                     self._phase(session, "verify", self.plan.verify)
                     self.summary.outcome = RESULT_OK
                     return self.summary
+                self._check_copy_room()
                 if self.confirm:
                     self.confirm()
                 self._guarded(session)
@@ -144,7 +150,13 @@ class PlanRunner:
     def _guarded(self, session: ReadOnlySession) -> None:
         reporter = SnapshotWaitReporter(self.host.name)
         try:
-            self._change_under_guard(session, reporter)
+            try:
+                self._change_under_guard(session, reporter, reuse_snapshot=self.rollback_of is not None)
+            except SnapshotGone as gone:
+                # Raised before anything was sent (the guard derived "nothing changed"): R's snapshot is no
+                # longer at the provider, so the rollback is a normal guarded change, with a new snapshot.
+                log(f"{self.host.name}: {gone}; the rollback runs as a normal guarded change: a new snapshot first")
+                self._change_under_guard(session, reporter, reuse_snapshot=False)
         except OpsguardError as error:
             if self._rollback_printed:
                 # The plan's rollback path (printed) already ends with the provider snapshot: say it once.
@@ -153,20 +165,40 @@ class PlanRunner:
         finally:
             reporter.close()
 
-    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter) -> None:
-        with snapshot_guard(
-            self.host,
-            reason=self.reason,
-            inventory=self.inventory,
-            session=session,
-            overwrite_snapshot=self.overwrite_snapshot,
-            on_progress=reporter,
-            command=f"{self.plan.playbook}",
-        ) as change:
+    def _check_copy_room(self) -> None:
+        """Before the snapshot: refuse when the copies off the host (estimated in preflight) would not fit locally."""
+        from opsguard.copies import check_room
+
+        for step in self.plan.change:
+            if step.download is not None:
+                check_room(self.inventory.settings.state_dir, self.host.name, step.download, self.facts)
+
+    def _record_run_facts(self, change: ChangeSession) -> None:
+        """Before the first change step: put the run's params and the facts preflight read into the ledger (the
+        previous tree's path, the dump file, the image digests: what `opsguard rollback` of this run needs); a
+        rollback's record names the run it undoes."""
+        from opsguard import ledger as events
+
+        facts = {key: value for key, value in self.facts.items() if key not in self.plan.params}
+        link = {"rolls_back": self.rollback_of} if self.rollback_of else {}
+        change.note(events.RUN_FACTS, playbook=self.plan.playbook, params=dict(self.plan.params), facts=facts, **link)
+
+    def _open_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter,
+                    reuse_snapshot: bool) -> AbstractContextManager[ChangeSession]:
+        if reuse_snapshot and self.rollback_of is not None:
+            return rollback_guard(self.host, rolled_back_run=self.rollback_of, reason=self.reason, inventory=self.inventory,
+                                  command=self.plan.playbook)
+        return snapshot_guard(self.host, reason=self.reason, inventory=self.inventory, session=session,
+                              overwrite_snapshot=self.overwrite_snapshot, on_progress=reporter, command=self.plan.playbook)
+
+    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter, *,
+                            reuse_snapshot: bool = False) -> None:
+        with self._open_guard(session, reporter, reuse_snapshot) as change:
             self.summary.snapshot_id = change.receipt.snapshot_id
             self.summary.run_id = change.run_id
             self.facts["snapshot_id"] = change.receipt.snapshot_id
             reporter.done(f"{self.host.name}: snapshot {change.receipt.snapshot_id} verified complete; starting the change")
+            self._record_run_facts(change)
             try:
                 self._phase(change, "change", self.plan.change)
                 self._phase(change, "verify", self.plan.verify)
@@ -208,6 +240,9 @@ class PlanRunner:
             if step.downtime == "ends" and self._downtime_started is not None:
                 self.summary.downtime = time.monotonic() - self._downtime_started
                 log(f"{self.host.name}: service back after {format_duration(self.summary.downtime)} of downtime")
+            if step.downtime == "channels-back" and self._downtime_started is not None:
+                self.summary.channels_downtime = time.monotonic() - self._downtime_started
+                log(f"{self.host.name}: every WhatsApp channel back after {format_duration(self.summary.channels_downtime)}")
 
     def _record(self, phase: str, step: Step) -> StepRecord:
         for record in self.summary.steps:
@@ -220,6 +255,13 @@ class PlanRunner:
     # -- one step -------------------------------------------------------------------------------
 
     def _execute(self, session: ReadOnlySession | ChangeSession, step: Step) -> None:
+        if step.download is not None:
+            if not isinstance(session, ChangeSession):
+                raise Refused(f"host {self.host.name}: step {step.name!r} copies off the host, which runs after the snapshot")
+            from opsguard.copies import fetch
+
+            fetch(session, step.download, state_dir=self.inventory.settings.state_dir, step=step.name)
+            return
         if step.upload is not None:
             if not isinstance(session, ChangeSession):
                 raise Refused(f"host {self.host.name}: step {step.name!r} uploads a file but this session is read-only")
@@ -339,6 +381,8 @@ class PlanRunner:
             print(f"  ({not_run} later steps not run)", file=out)
         if self.summary.downtime is not None:
             print(f"  downtime (first service stop to healthy): {format_duration(self.summary.downtime)}", file=out)
+        if self.summary.channels_downtime is not None:
+            print(f"  downtime until every WhatsApp channel is back: {format_duration(self.summary.channels_downtime)}", file=out)
         if self.summary.snapshot_id:
             print(f"  snapshot: {self.summary.snapshot_id} (run {self.summary.run_id})", file=out)
         out.flush()

@@ -249,6 +249,16 @@ class ChangeSession(_Session):
 
         return GuardedConnection(self, task=task, output=output)
 
+    def note(self, event: str, **fields: Any) -> None:
+        """Given an event name and JSON-ready fields, append them to the ledger as a record of this run (what it
+        copied off the host, what a rollback of it needs); raise LedgerWriteError if it cannot be written whole.
+
+        Nothing is sent to the host: this only writes the run's own record, through the session so it carries
+        this run's id and host (a caller cannot file a record under another run).
+        """
+        core = _CORES[self]
+        core.ledger.append(event, run_id=core.run_id, host=core.host.name, **fields)
+
     def reconnect(self) -> None:
         """Re-open the SSH connection (after a reboot): same strict host key, same peer check, lock re-taken.
 

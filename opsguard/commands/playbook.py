@@ -1,4 +1,4 @@
-"""`opsguard plan | run | update | upgrade | restore`: playbooks on hosts, every change guarded."""
+"""`opsguard plan | run | update | upgrade | rollback | restore`: playbooks on hosts, every change guarded."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from opsguard.cli import AppContext
 
 
-def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reboot: bool = False) -> dict[str, object]:
+def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reboot: bool = False,
+               allow_major: bool = False) -> dict[str, object]:
     values: dict[str, object] = {}
     for item in variables:
         key, separator, value = item.partition("=")
@@ -38,6 +39,8 @@ def _overrides(variables: tuple[str, ...], package: str | None = None, allow_reb
         values["package"] = package
     if allow_reboot:
         values["allow_reboot"] = True
+    if allow_major:
+        values["allow_major"] = True
     return values
 
 
@@ -47,8 +50,20 @@ def _build(name: str, host: Host, overrides: dict[str, object]) -> Plan:
     return build_plan(name, host, overrides)
 
 
+def _rollback_overrides(inventory: Inventory, host: Host, run_id: str | None) -> dict[str, object]:
+    """Given the inventory, a host and the run to undo (None: its last upgrade), return the rollback playbook's
+    ``rolled_back`` option: the ledger's record of that run, as JSON; raise Refused if there is nothing to undo."""
+    import json
+
+    from opsguard.ledger import Ledger
+    from opsguard.playbooks.rollback import rollback_source
+
+    return {"rolled_back": json.dumps(rollback_source(Ledger(inventory.settings.state_dir), host.name, run_id))}
+
+
 def _run_plan(
-    inventory: Inventory, host: Host, plan: Plan, *, yes: bool, reason: str | None, overwrite_snapshot: bool, as_json: bool
+    inventory: Inventory, host: Host, plan: Plan, *, yes: bool, reason: str | None, overwrite_snapshot: bool, as_json: bool,
+    rollback_of: str | None = None,
 ) -> None:
     from opsguard.runner import PlanRunner
 
@@ -59,7 +74,9 @@ def _run_plan(
                 format_plan(plan),
                 "",
                 f"host {host.name} ({host.address}), {host.provider} instance "
-                f"{host.instance if host.instance is not None else 'not set'}: a full snapshot first, then the change above.",
+                f"{host.instance if host.instance is not None else 'not set'}: "
+                + (f"under run {rollback_of}'s snapshot while the provider still has it (else a new one), then the change above."
+                   if rollback_of else "a full snapshot first, then the change above."),
             ],
             assume_yes=yes,
         )
@@ -76,6 +93,7 @@ def _run_plan(
         overwrite_snapshot=overwrite_snapshot,
         confirm=confirm if plan.kind == "change" else None,
         json_output=as_json,
+        rollback_of=rollback_of,
     )
     summary = runner.run()
     if as_json:
@@ -104,21 +122,26 @@ def _common(function: click.decorators.FC) -> click.decorators.FC:
 @click.option("--allow-reboot", is_flag=True, help="update: reboot when the host says it needs one.")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Override a playbook var.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--run", "run_id", default=None, help="rollback: the upgrade run to undo (default: the host's last one).")
 @click.pass_obj
 def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool,
-         variables: tuple[str, ...], as_json: bool) -> None:
-    """Show exactly what PLAYBOOK would run on HOST (no network): 'upgrade' picks by the host's roles.
+         variables: tuple[str, ...], as_json: bool, run_id: str | None) -> None:
+    """Show exactly what PLAYBOOK would run on HOST (no network): 'upgrade' picks by the host's roles;
+    'rollback' is built from this machine's ledger record of the run it undoes.
 
     For a Fabric task (FILE.py:TASK, as `opsguard fab` takes it): the guard's steps around the task.
     """
     inventory = app.inventory()
     target = inventory.host(host)
     if is_task_spec(playbook):
-        if package is not None or allow_reboot or variables:
-            raise click.UsageError("--package, --allow-reboot and --var are playbook options, not a Fabric task's")
+        if package is not None or allow_reboot or variables or run_id is not None:
+            raise click.UsageError("--package, --allow-reboot, --var and --run are playbook options, not a Fabric task's")
         print_task_plan(target, playbook, as_json)
         return
-    built = _build(playbook, target, _overrides(variables, package, allow_reboot))
+    overrides = _overrides(variables, package, allow_reboot)
+    if playbook == "rollback":
+        overrides.update(_rollback_overrides(inventory, target, run_id))
+    built = _build(playbook, target, overrides)
     if as_json:
         print_json(plan_to_dict(built))
     else:
@@ -130,14 +153,15 @@ def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_r
 @click.argument("playbook")
 @click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (platform_upgrade).")
 @click.option("--allow-reboot", is_flag=True, help="update: reboot when the host says it needs one.")
+@click.option("--allow-major", is_flag=True, help="stack_upgrade: allow n8n or Typebot to jump a major version.")
 @_common
 @click.pass_obj
-def run(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool, yes: bool, reason: str | None,
-        overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
+def run(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool, allow_major: bool, yes: bool,
+        reason: str | None, overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
     """Run PLAYBOOK on HOST: preflight, verified snapshot, change, verification."""
     inventory = app.inventory()
     target = inventory.host(host)
-    built = _build(playbook, target, _overrides(variables, package, allow_reboot))
+    built = _build(playbook, target, _overrides(variables, package, allow_reboot, allow_major))
     _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
 
 
@@ -192,15 +216,34 @@ def update(ctx: click.Context, hosts: tuple[str, ...], all_hosts: bool, allow_re
 @click.command()
 @click.argument("host")
 @click.option("--package", type=click.Path(dir_okay=False), default=None, help="Zpro release archive (required for roles zpro).")
+@click.option("--allow-major", is_flag=True, help="Compose stack: allow n8n or Typebot to jump a major version.")
 @_common
 @click.pass_obj
-def upgrade(app: AppContext, host: str, package: str | None, yes: bool, reason: str | None, overwrite_snapshot: bool,
-            as_json: bool, variables: tuple[str, ...]) -> None:
+def upgrade(app: AppContext, host: str, package: str | None, allow_major: bool, yes: bool, reason: str | None,
+            overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
     """Upgrade the platform on HOST: Zpro (roles zpro, needs --package) or the compose stack (roles integrations)."""
     inventory = app.inventory()
     target = inventory.host(host)
-    built = _build("upgrade", target, _overrides(variables, package))
+    built = _build("upgrade", target, _overrides(variables, package, allow_major=allow_major))
     _run_plan(inventory, target, built, yes=yes, reason=reason, overwrite_snapshot=overwrite_snapshot, as_json=as_json)
+
+
+@click.command()
+@click.argument("host")
+@click.option("--run", "run_id", default=None, help="The upgrade run to undo (default: the host's last one).")
+@_common
+@click.pass_obj
+def rollback(app: AppContext, host: str, run_id: str | None, yes: bool, reason: str | None, overwrite_snapshot: bool,
+             as_json: bool, variables: tuple[str, ...]) -> None:
+    """Undo HOST's last (or --run) platform or stack upgrade without a provider restore: previous code and dump, or
+    recorded images and dumps. Runs under that run's snapshot while the provider has it (no new snapshot)."""
+    inventory = app.inventory()
+    target = inventory.host(host)
+    overrides = {**_overrides(variables), **_rollback_overrides(inventory, target, run_id)}
+    built = _build("rollback", target, overrides)
+    undone = str(built.params["rolled_back_run"])
+    _run_plan(inventory, target, built, yes=yes, reason=reason or f"rollback of run {undone} via opsguard",
+              overwrite_snapshot=overwrite_snapshot, as_json=as_json, rollback_of=undone)
 
 
 @click.command()

@@ -13,12 +13,25 @@ import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from opsguard.durations import MAX_DURATION_SECONDS, format_duration
 from opsguard.errors import ConfigError
-from opsguard.hostfacts import parse_df, parse_free, parse_key_values, parse_pm2_jlist, pm2_not_running
-from opsguard.plan import Check, Facts, Step
+from opsguard.hostfacts import (
+    CHANNEL_COLUMNS_MARK,
+    CHANNEL_QUERY_FAILED,
+    CHANNEL_ROWS_MARK,
+    Channel,
+    ChannelProbe,
+    parse_channel_probe,
+    parse_df,
+    parse_free,
+    parse_key_values,
+    parse_pm2_jlist,
+    pm2_not_running,
+)
+from opsguard.plan import Check, CopyItem, Download, Facts, Poll, Step
 from opsguard.readonly import PM2_DAEMON_RUNNING, PM2_NOT_RUNNING, READ_ONLY_PGOPTIONS
 
 quote = shlex.quote
@@ -393,3 +406,241 @@ def dumps_problem(stdout: str, expected: list[str] | None = None) -> str | None:
         elif not entries.isdigit() or int(entries) == 0:
             problems.append(f"pg_restore -l lists nothing in the dump of {label}")
     return "; ".join(problems) or None
+
+
+# -- WhatsApp channels: part of "healthy" on a Zpro host -------------------------------------------------
+
+# The vars every playbook that checks channels declares (the same names, so one inventory entry serves all).
+# Zpro renames models (WhatsappZPRO), so the table and every column are vars; "" as the table: no channels.
+CHANNEL_VARS: dict[str, Any] = {
+    "channels_table": "Whatsapps",
+    "channel_id_column": "id",
+    "channel_name_column": "name",
+    "channel_status_column": "status",
+    "channel_type_column": "type",
+    "channel_tenant_column": "tenantId",
+    "channels_wait": 300.0,  # seconds for every channel CONNECTED before to be CONNECTED again
+}
+# Column role -> the var naming it, in the order the probe selects them (the name last: it may hold '|').
+_CHANNEL_COLUMN_VARS = (("id", "channel_id_column"), ("status", "channel_status_column"),
+                        ("type", "channel_type_column"), ("tenant", "channel_tenant_column"),
+                        ("name", "channel_name_column"))  # fmt: skip
+_SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CHANNELS_CONNECTED_FACT = "channels_connected_before"
+
+
+@dataclass(frozen=True)
+class ChannelTable:
+    """Where a Zpro database keeps its WhatsApp channels: the table and the column of each role."""
+
+    table: str
+    columns: Mapping[str, str]  # role (id, status, type, tenant, name) -> column name
+
+    def column_var(self, column: str) -> str:
+        """Given a column name, return the var that names it (for messages: "set channel_tenant_column")."""
+        for role, var in _CHANNEL_COLUMN_VARS:
+            if self.columns[role] == column:
+                return var
+        raise KeyError(column)
+
+
+def channel_table_param(params: Mapping[str, Any]) -> ChannelTable | None:
+    """Given params holding CHANNEL_VARS, return the channel table, or None when ``channels_table`` is "".
+
+    Raise ConfigError for a table or column name that is not a plain SQL identifier (letters, digits, '_').
+    """
+    table = params.get("channels_table")
+    if table == "":
+        return None
+    names = {"channels_table": table, **{var: params.get(var) for _, var in _CHANNEL_COLUMN_VARS}}
+    for var, value in names.items():
+        if not isinstance(value, str) or not _SQL_IDENTIFIER.fullmatch(value):
+            raise ConfigError(f"param {var}: {value!r} must be a table/column name (letters, digits, '_'; "
+                              "channels_table \"\" when the host has no WhatsApp channels)")
+    return ChannelTable(table=str(table), columns={role: str(params[var]) for role, var in _CHANNEL_COLUMN_VARS})
+
+
+def channel_probe_command(container: str, user: str, database: str, table: ChannelTable) -> str:
+    """Given the Postgres container, user, database (shell words or {{facts}}) and the channel table, return the
+    read-only probe: the table's columns from information_schema, then every channel as id|status|type|tenant|name.
+
+    SAFETY: both queries run in a read-only transaction (read_only_psql); only these five columns are read
+    (never the session column: it holds the WhatsApp credentials).
+    """
+    columns_query = ("select column_name from information_schema.columns where table_schema not in "
+                     f"('pg_catalog', 'information_schema') and table_name = '{table.table}' order by ordinal_position")
+    selected = [f'"{table.columns[role]}"' for role, _ in _CHANNEL_COLUMN_VARS[:-1]]
+    # Newlines and '|' in a name would break the row format: shown as spaces.
+    name = f"translate(\"{table.columns['name']}\"::text, chr(10) || chr(13) || chr(124), '   ')"
+    rows_query = f'select {", ".join(selected)}, {name} from "{table.table}" order by 1'
+    return "\n".join([
+        f"echo {quote(CHANNEL_COLUMNS_MARK)}",
+        read_only_psql(container, user, database, columns_query) + " || exit 1",
+        f"echo {quote(CHANNEL_ROWS_MARK)}",
+        # A missing table makes the SELECT fail: say so on stdout, so the check can name the var to set.
+        read_only_psql(container, user, database, rows_query) + f" || echo {CHANNEL_QUERY_FAILED}",
+    ])  # fmt: skip
+
+
+def channel_table_problem(probe: ChannelProbe, table: ChannelTable, database: str = "the database") -> str | None:
+    """Given a channel probe and the table it looked for, return None if the table and every column are there,
+    else what is missing and the var to set."""
+    if not probe.columns:
+        return (f"no table {table.table!r} in {database} (information_schema): set the var channels_table to the table "
+                "Zpro keeps its WhatsApp channels in (e.g. --var channels_table=WhatsappsZPRO, or in the host's "
+                "[hosts.NAME.vars]); channels_table = \"\" only if the host has no WhatsApp channels")
+    missing = [column for column in table.columns.values() if column not in probe.columns]
+    if missing:
+        wanted = ", ".join(f"{column!r} (var {table.column_var(column)})" for column in missing)
+        return f"table {table.table!r} has no column {wanted}; its columns: {', '.join(probe.columns)}: set the var"
+    if probe.query_failed:
+        return f"the SELECT of the channels from {table.table!r} failed (see the step's stderr)"
+    return None
+
+
+def channels_connected_fact(stdout: str) -> dict[str, str]:
+    """Given the channel probe's output, return {channels_connected_before: the ids of the CONNECTED channels, comma-
+    separated, or "none"}; raise ValueError if an id holds characters unsafe in shell text."""
+    connected = [channel.id for channel in parse_channel_probe(stdout).channels if channel.connected]
+    return {CHANNELS_CONNECTED_FACT: ",".join(word_list(connected).split()) or "none"}
+
+
+def channels_step(container: str, table: ChannelTable, *, user: str = "{{postgres_user}}",
+                  database: str = "{{postgres_db}}") -> Step:
+    """Given the Postgres container and the channel table, return the preflight step recording every channel's status.
+
+    It fails (a refusal before the snapshot) when the table or a column is missing, naming the var to set.
+    """
+
+    def test(stdout: str) -> str | None:
+        return channel_table_problem(parse_channel_probe(stdout), table, f"database {database}")
+
+    return Step(
+        name="WhatsApp channels (recorded)",
+        command=channel_probe_command(container, user, database, table),
+        mutates=False,
+        timeout=60,
+        check=Check(f"table {table.table!r} with its five channel columns", guarded(test)),
+        facts=Facts((CHANNELS_CONNECTED_FACT,), channels_connected_fact),
+        why="the channels CONNECTED now must be CONNECTED again after the change (a lost Baileys session "
+        "means someone scans a QR code again); read-only SQL, never the session column",
+    )
+
+
+def channel_advice(channel: Channel | None, channel_id: str, waited: str) -> str:
+    """Given a channel that is not back (None when its row is gone), its id and how long was waited, return one
+    line: which channel, its tenant, its state and what to do."""
+    if channel is None:
+        return f"channel id {channel_id} is no longer in the table: look in Zpro's channel list"
+    who = f"{channel.name!r} (id {channel.id}, tenant {channel.tenant}, {channel.type or 'type unknown'})"
+    if channel.status == "qrcode":
+        return (f"{who} is qrcode: its WhatsApp session is lost; someone of tenant {channel.tenant} must scan the QR "
+                f"code again (Zpro: Channels > {channel.name} > QR code, with the channel's phone)")
+    if channel.status == "DISCONNECTED":
+        return (f"{who} is DISCONNECTED: reconnect it in Zpro (Channels > {channel.name} > connect); if it then asks "
+                "for a QR code, the session is lost and the phone must scan again")
+    return (f"{who} is still {channel.status or 'without a status'} after {waited}: look at the backend's log; if it "
+            "ends in qrcode the phone must scan again")
+
+
+def channels_down(stdout: str) -> list[str]:
+    """Given the channel probe's output, return one line per channel that is not CONNECTED now, with its tenant and
+    what to do (what a nightly `opsguard health` reports); raise ValueError if the probe did not finish."""
+    return [channel_advice(channel, channel.id, "now") for channel in parse_channel_probe(stdout).channels if not channel.connected]
+
+
+def channels_back_problem(stdout: str, waited: str = "the wait") -> str | None:
+    """Given ``connected_before=IDS`` then the channel probe's output, return None if every channel CONNECTED
+    before is CONNECTED now, else one line naming each that is not (its tenant, its state, what to do)."""
+    head = stdout.split(CHANNEL_COLUMNS_MARK, 1)[0]
+    before = parse_key_values(head).get("connected_before")
+    if before is None:
+        return "the channel check printed no list of the channels connected before"
+    probe = parse_channel_probe(stdout)
+    if probe.query_failed:
+        return "the SELECT of the channels failed"
+    expected = [] if before in ("", "none") else before.split(",")
+    by_id = {channel.id: channel for channel in probe.channels}
+    missing = [channel_id for channel_id in expected if channel_id not in by_id or not by_id[channel_id].connected]
+    if not missing:
+        return None
+    advice = "; ".join(channel_advice(by_id.get(channel_id), channel_id, waited) for channel_id in missing)
+    return f"{len(missing)} of {len(expected)} WhatsApp channel(s) CONNECTED before are not back: {advice}"
+
+
+def channels_back_step(container: str, table: ChannelTable, *, wait: float, every: float,
+                       user: str = "{{postgres_user}}", database: str = "{{postgres_db}}",
+                       connected: str = "{{" + CHANNELS_CONNECTED_FACT + "}}") -> Step:
+    """Given the Postgres container, the channel table, the wait and the poll gap in seconds, return the verify step
+    that waits until every channel CONNECTED before (``connected``: ids, or "none") is CONNECTED again.
+
+    It marks the end of the second downtime (``channels-back``): until every channel carries messages again.
+    """
+    from opsguard.durations import format_duration
+
+    waited = format_duration(wait)
+    return Step(
+        name="WhatsApp channels back (CONNECTED)",
+        command=f"echo connected_before={connected}\n" + channel_probe_command(container, user, database, table),
+        mutates=False,
+        timeout=60,
+        check=Check(f"every channel CONNECTED before is CONNECTED again within {waited}",
+                    guarded(lambda stdout: channels_back_problem(stdout, waited))),
+        poll=Poll(every=every, within=wait),
+        downtime="channels-back",
+        why="Baileys channels go OPENING then CONNECTED after a backend restart when their session is intact; "
+        "one left in qrcode lost its session",
+    )
+
+
+# -- copies off the host (opsguard/copies.py does the copying; the playbooks say what and measure it) -------
+
+COPY_VARS: dict[str, Any] = {
+    "copies_keep": 3,  # runs whose copies stay in <state_dir>/copies/<host>/ (older ones are removed)
+    "copies_max_gb": 20.0,  # cap on one run's copies; refused before the snapshot above it or above local free space
+}
+COPIES_FACT = "copies_bytes"
+
+
+def copies_size_step(lines: list[str], *, why: str) -> Step:
+    """Given shell lines printing ``NAME_bytes=N`` for each part of the copies (and ``missing=VAR:PATH`` for a path
+    a var names that is not there), return the preflight step whose fact ``copies_bytes`` is their sum."""
+
+    def parse(stdout: str) -> dict[str, str]:
+        values = parse_key_values(stdout)
+        sizes = {key: value for key, value in values.items() if key.endswith("_bytes")}
+        if not sizes or not all(value.isdigit() for value in sizes.values()):
+            raise ValueError(f"sizes not measured: {sizes}")
+        return {COPIES_FACT: str(sum(int(value) for value in sizes.values()))}
+
+    def test(stdout: str) -> str | None:
+        missing = [line.split("=", 1)[1] for line in stdout.splitlines() if line.startswith("missing=")]
+        if missing:
+            return "; ".join(f"{entry.split(':', 1)[1]} (var {entry.split(':', 1)[0]}) is not there" for entry in missing)
+        parse(stdout)
+        return None
+
+    return Step(
+        name="size of the copies off the host",
+        command="\n".join(lines),
+        mutates=False,
+        timeout=300,
+        check=Check("every part measured, every configured path there", guarded(test)),
+        facts=Facts((COPIES_FACT,), parse),
+        why=why,
+    )
+
+
+def copies_download(params: Mapping[str, Any], items: Iterable[CopyItem]) -> Download:
+    """Given params holding COPY_VARS and the CopyItems, return the Download of a copy step."""
+    keep = int(number_param(params, "copies_keep", minimum=1, maximum=1000))
+    max_bytes = int(number_param(params, "copies_max_gb", minimum=0.001) * 1e9)
+    return Download(items=tuple(items), keep=keep, max_bytes=max_bytes, size_fact=COPIES_FACT)
+
+
+def du_bytes_line(name: str, paths: Iterable[str]) -> str:
+    """Given a size name and host paths (missing ones count 0), return the line printing ``NAME_bytes=N`` (links followed)."""
+    quoted = " ".join(quote(path) for path in paths)
+    if not quoted:
+        return f"echo {name}_bytes=0"
+    return f'echo "{name}_bytes=$(du -scbL -- {quoted} 2>/dev/null | tail -n 1 | cut -f1)"'

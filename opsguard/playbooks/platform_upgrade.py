@@ -8,10 +8,13 @@ the migrations run from the staged backend, the trees swapped by renames (the me
 moved, never copied) and the apps restarted by name.
 
 Why it is safe: every step is checked and the run stops at the first failure; the migrate (which has
-no undo) runs only after a dump that `pg_restore -l` can read; the live tree is renamed to
-``<app_dir>.previous-<ts>``, never deleted; .env files, nginx sites and the code are backed up first;
-pm2 is only ever addressed by process name (never ``all``, never ``delete``); the firewall is never
-touched. Rollback advice names the exact commands for each point the run can stop at.
+no undo) runs only after a dump that `pg_restore -l` can read; the dump, the .env files and the nginx
+sites are copied off the host (verified by sha256) before any service stops; the live tree is renamed
+to ``<app_dir>.previous-<ts>``, never deleted; .env files, nginx sites and the code are backed up
+first; pm2 is only ever addressed by process name (never ``all``, never ``delete``); the firewall is
+never touched. "Healthy" includes the WhatsApp channels: every channel CONNECTED before must be
+CONNECTED again. Rollback advice names the exact commands for each point the run can stop at, and
+``opsguard rollback`` runs them.
 """
 
 from __future__ import annotations
@@ -35,12 +38,20 @@ from opsguard.hostfacts import (
     url_problem,
 )
 from opsguard.inventory import Host
-from opsguard.plan import Check, Facts, Plan, Poll, Step
+from opsguard.plan import Check, CopyItem, Facts, Plan, Poll, Step
 from opsguard.playbooks.base import Example, Playbook
 from opsguard.playbooks.common import (
+    CHANNEL_VARS,
+    COPY_VARS,
     DPKG_LOCK_FILES,
     PM2_JLIST,
+    channel_table_param,
+    channels_back_step,
+    channels_step,
+    copies_download,
+    copies_size_step,
     disk_step,
+    du_bytes_line,
     dump_verification_lines,
     dumps_problem,
     guarded,
@@ -91,10 +102,22 @@ VARS: dict[str, Any] = {
     "build_timeout": 3600.0,
     "dump_timeout": 3600.0,
     "migrate_timeout": 1800.0,
+    # WhatsApp session data kept on disk (relative to app_dir; [] when sessions live in the database, which the
+    # dump covers): copied off the host with the dump, the .env files and the nginx sites.
+    "session_dirs": [],
+    **CHANNEL_VARS,
+    **COPY_VARS,
 }
 
 OPTIONS: dict[str, Any] = {"package": None, "package_sha256": None}
 REQUIRED: dict[str, str] = {"package": "--package FILE"}
+
+# The change steps a rollback looks for in the ledger (which of them a run started decides what it undoes).
+STOP_STEP = "stop the apps by name"
+MIGRATE_STEP = "migrate the database (staged backend)"
+MEDIA_STEP = "swap: move the media into the new tree"
+KEEP_STEP = "swap: keep the live tree as previous"
+LIVE_STEP = "swap: put the staged tree live"
 
 ENV_KEYS = ("PORT", "DB_PORT", "POSTGRES_USER", "POSTGRES_DB", "BACKEND_URL", "FRONTEND_URL")
 _URL_KEYS = ("BACKEND_URL", "FRONTEND_URL")
@@ -110,13 +133,13 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
 
     Raise ConfigError if the package or its sha256 is missing, or a param is malformed.
     """
-    layout = _Layout(params)
+    layout = ZproLayout(params)
     preflight = (
         _tools_step(layout),
         disk_step([*layout.disk_paths, layout.app_dir], layout.disk_limit, also=[layout.backup_dir]),
         memory_step(layout.min_memory_gb),
         lock_step(layout.lock_files),
-        _pm2_online_step(layout, "pm2 processes online (as the deploy user)", "before"),
+        pm2_online_step(layout, "pm2 processes online (as the deploy user)", "before"),
         _env_step(layout),
         Step(
             name="postgres ready",
@@ -126,10 +149,12 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             check=Check("pg_isready: accepting connections", lambda out: None if "accepting connections" in out else "postgres is not accepting connections"),
         ),
         _redis_step(layout),
+        *([channels_step(layout.db_container, layout.channels)] if layout.channels else []),
         _same_filesystem_step(layout),
         _free_space_step(layout),
-        _migration_step(layout, "migration status (recorded)", facts=Facts(("migrations_down_before",), _migrations_down_fact),
+        migration_step(layout, "migration status (recorded)", facts=Facts(("migrations_down_before",), _migrations_down_fact),
                         why="SequelizeMeta (read-only SQL) against the live release's migration files; pending ones are recorded"),
+        _copies_size_step(layout),
     )
     change = (
         Step(
@@ -189,9 +214,10 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             why="the migrations' down() are empty: this dump is the rollback of the migrate; taken as late as "
             "possible before the stop (what is written between the dump and the stop is not in it)",
         ),
-        _verify_dump_step(layout),
+        verify_dump_step(layout),
+        _copy_step(layout, params),
         Step(
-            name="stop the apps by name",
+            name=STOP_STEP,
             command="\n".join(
                 [
                     f"pm2 stop {quote(layout.backend)} {quote(layout.frontend)} || exit 1",
@@ -206,18 +232,18 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             why="by name, never 'all' (other apps under this pm2 keep running); the error log size is "
             "recorded so only errors of the new version count",
         ),
-        _deploy_step("migrate the database (staged backend)", f"cd {quote(layout.staging + '/backend')} && npx --no-install sequelize db:migrate",
+        _deploy_step(MIGRATE_STEP, f"cd {quote(layout.staging + '/backend')} && npx --no-install sequelize db:migrate",
                      layout, layout.migrate_timeout, "only after the dump was verified; no undo: the rollback is the dump"),
         _move_media_step(layout),
         Step(
-            name="swap: keep the live tree as previous",
+            name=KEEP_STEP,
             command=f"mv -T {quote(layout.app_dir)} {quote(layout.previous)}",
             mutates=True,
             timeout=60,
             why="a rename on one filesystem: instant, and the old tree stays whole for the rollback",
         ),
         Step(
-            name="swap: put the staged tree live",
+            name=LIVE_STEP,
             command=f"mv -T {quote(layout.staging)} {quote(layout.app_dir)}",
             mutates=True,
             timeout=60,
@@ -250,9 +276,11 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             check=http_status_check("HTTP 200-399", lambda status: 200 <= status <= 399),
             poll=Poll(every=min(layout.every, 2.0), within=layout.health_wait),
         ),
-        _pm2_online_step(layout, "pm2 processes online after the restart", "after"),
-        _pm2_stable_step(layout),
-        _migration_step(layout, "no migration left down", check=Check("every migration up", guarded(_no_migration_down))),
+        *([channels_back_step(layout.db_container, layout.channels, wait=layout.channels_wait, every=min(layout.every, 2.0))]
+          if layout.channels else []),
+        pm2_online_step(layout, "pm2 processes online after the restart", "after"),
+        pm2_stable_step(layout),
+        migration_step(layout, "no migration left down", check=Check("every migration up", guarded(no_migration_down))),
         _error_log_step(layout),
     )
     return Plan(
@@ -271,8 +299,9 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
     )
 
 
-class _Layout:
-    """Every param the plan uses, validated once, and the paths derived from them."""
+class ZproLayout:
+    """Every param the plan uses, validated once, and the paths derived from them (the rollback of a run rebuilds it
+    from that run's recorded params: the same staging, previous tree and dump paths)."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         if not params.get("package"):
@@ -300,6 +329,7 @@ class _Layout:
         if "backend/.env" not in self.env_files:
             raise ConfigError("param env_files: must include backend/.env")
         self.moved_dirs = relative_paths_param(params, "moved_dirs")
+        self.session_dirs = relative_paths_param(params, "session_dirs")
         self.migrations_dir = relative_paths_param({"migrations_dir": [params.get("migrations_dir")]}, "migrations_dir")[0]
         self.lock_files = paths_param(params, "dpkg_lock_files")
         self.disk_paths = paths_param(params, "disk_paths")
@@ -312,6 +342,8 @@ class _Layout:
         self.build_timeout = number_param(params, "build_timeout", minimum=1)
         self.dump_timeout = number_param(params, "dump_timeout", minimum=1)
         self.migrate_timeout = number_param(params, "migrate_timeout", minimum=1)
+        self.channels = channel_table_param(params)
+        self.channels_wait = number_param(params, "channels_wait", minimum=0)
         # Derived paths: staging and previous sit BESIDE app_dir, so the swap is a rename on one filesystem.
         self.staging = f"{self.app_dir}.staging-{self.ts}"
         self.previous = f"{self.app_dir}.previous-{self.ts}"
@@ -325,7 +357,7 @@ class _Layout:
 # -- preflight -------------------------------------------------------------------------------------------
 
 
-def _tools_step(layout: _Layout) -> Step:
+def _tools_step(layout: ZproLayout) -> Step:
     tools = ["curl", "sha256sum", "tar", "docker", "nginx", "stat", "du"]
     if layout.kind == "zip":
         tools.append("unzip")
@@ -338,7 +370,7 @@ def _tools_step(layout: _Layout) -> Step:
     )
 
 
-def _pm2_online_step(layout: _Layout, name: str, when: str) -> Step:
+def pm2_online_step(layout: ZproLayout, name: str, when: str) -> Step:
     def test(stdout: str) -> str | None:
         return pm2_online_problem(stdout, [layout.backend, layout.frontend])
 
@@ -380,7 +412,7 @@ def _env_facts(stdout: str) -> dict[str, str]:
     return {fact: shell_word(dotenv_value(raw[key])) for key, fact in names.items() if key in raw}
 
 
-def _env_step(layout: _Layout) -> Step:
+def _env_step(layout: ZproLayout) -> Step:
     keys = "|".join(ENV_KEYS)
     return Step(
         name="backend .env values",
@@ -393,7 +425,7 @@ def _env_step(layout: _Layout) -> Step:
     )
 
 
-def _redis_step(layout: _Layout) -> Step:
+def _redis_step(layout: ZproLayout) -> Step:
     def test(stdout: str) -> str | None:
         if "PONG" in stdout or "NOAUTH" in stdout:
             return None
@@ -409,7 +441,7 @@ def _redis_step(layout: _Layout) -> Step:
     )
 
 
-def _same_filesystem_step(layout: _Layout) -> Step:
+def _same_filesystem_step(layout: ZproLayout) -> Step:
     paths = [posixpath.dirname(layout.app_dir), layout.app_dir] + [f"{layout.app_dir}/{moved}" for moved in layout.moved_dirs]
 
     def test(stdout: str) -> str | None:
@@ -432,7 +464,7 @@ def _same_filesystem_step(layout: _Layout) -> Step:
     )
 
 
-def _free_space_step(layout: _Layout) -> Step:
+def _free_space_step(layout: ZproLayout) -> Step:
     excludes = " ".join(f"--exclude={quote(layout.app_dir + '/' + moved)}" for moved in layout.moved_dirs)
     command = "\n".join(
         [
@@ -476,7 +508,7 @@ def _free_space_step(layout: _Layout) -> Step:
     )
 
 
-def _migration_step(layout: _Layout, name: str, *, check: Check | None = None, facts: Facts | None = None,
+def migration_step(layout: ZproLayout, name: str, *, check: Check | None = None, facts: Facts | None = None,
                     why: str = "") -> Step:
     """Given the layout, return the read-only migration probe: SequelizeMeta's names, then the release's files."""
     query = 'select name from "SequelizeMeta" order by name'
@@ -497,7 +529,7 @@ def _migrations_down_fact(stdout: str) -> dict[str, str]:
     return {"migrations_down_before": str(len(down))}
 
 
-def _no_migration_down(stdout: str) -> str | None:
+def no_migration_down(stdout: str) -> str | None:
     down = [migration.name for migration in parse_migration_listing(stdout) if migration.state == "down"]
     if down:
         return f"{len(down)} migration(s) still down: {', '.join(down[:5])}"
@@ -517,7 +549,7 @@ def _sha256_check(expected: str) -> Check:
     return Check(f"sha256 = {expected}", guarded(test))
 
 
-def _backup_step(layout: _Layout) -> Step:
+def _backup_step(layout: ZproLayout) -> Step:
     env_dir = layout.run_backup + "/env"
     excludes = " ".join(
         f"--exclude={quote('./' + path)}" for path in ["backend/node_modules", "frontend/node_modules", *layout.moved_dirs]
@@ -543,7 +575,7 @@ def _backup_step(layout: _Layout) -> Step:
     )
 
 
-def _unpack_step(layout: _Layout) -> Step:
+def _unpack_step(layout: ZproLayout) -> Step:
     if layout.kind == "zip":
         unpack = f"unzip -q -o {quote(layout.remote_package)} -d {quote(layout.staging)}"
     else:
@@ -574,11 +606,11 @@ def _unpack_step(layout: _Layout) -> Step:
     )
 
 
-def _deploy_step(name: str, command: str, layout: _Layout, timeout: float, why: str) -> Step:
+def _deploy_step(name: str, command: str, layout: ZproLayout, timeout: float, why: str) -> Step:
     return Step(name=name, command=command, mutates=True, timeout=timeout, sudo_user=layout.deploy_user, why=why)
 
 
-def _verify_dump_step(layout: _Layout) -> Step:
+def verify_dump_step(layout: ZproLayout) -> Step:
     command = "\n".join(dump_verification_lines("database", quote(layout.dump), f"docker exec -i {quote(layout.db_container)}"))
     return Step(
         name="verify the dump (gates the migrate)",
@@ -591,6 +623,36 @@ def _verify_dump_step(layout: _Layout) -> Step:
     )
 
 
+def _copies_size_step(layout: ZproLayout) -> Step:
+    sessions = [f"{layout.app_dir}/{directory}" for directory in layout.session_dirs]
+    lines = [
+        'echo "dump_bytes=$(' + read_only_psql(layout.db_container, "{{postgres_user}}", "{{postgres_db}}",
+                                               "select pg_database_size(current_database())") + ')"',
+        du_bytes_line("files", [*(f"{layout.app_dir}/{path}" for path in layout.env_files), layout.nginx_sites_dir, *sessions]),
+        *(f"[ -d {quote(path)} ] || echo {quote('missing=session_dirs:' + path)}" for path in sessions),
+    ]
+    return copies_size_step(lines, why="the database's size bounds its dump; refused before the snapshot when the "
+                            "copies would not fit on this machine (copies_max_gb, free space of the state dir)")
+
+
+def _copy_step(layout: ZproLayout, params: Mapping[str, Any]) -> Step:
+    items = [
+        CopyItem("database.dump", layout.dump),
+        CopyItem("env", f"{layout.run_backup}/env", kind="dir", optional=True),
+        CopyItem("nginx-sites", f"{layout.run_backup}/nginx-sites", kind="dir"),
+        *(CopyItem(f"sessions/{directory}", f"{layout.app_dir}/{directory}", kind="dir") for directory in layout.session_dirs),
+    ]
+    return Step(
+        name="copy off the host: the dump, .env files, nginx sites",
+        command=": copied by opsguard through read-only commands: base64 and sha256sum, nothing written on the host",
+        mutates=False,
+        timeout=3600,
+        download=copies_download(params, items),
+        why="what a provider restore cannot give back selectively, on this machine, verified by sha256 against the "
+        "host's; before any service stops",
+    )
+
+
 def _error_log_fact(stdout: str) -> dict[str, str]:
     size = parse_key_values(stdout).get("error_log_bytes", "")
     if not size.isdigit():
@@ -599,13 +661,13 @@ def _error_log_fact(stdout: str) -> dict[str, str]:
     return {"error_log_bytes": size, "error_log_next_byte": str(int(size) + 1)}
 
 
-def _move_media_step(layout: _Layout) -> Step:
+def _move_media_step(layout: ZproLayout) -> Step:
     lines = [
         f"if [ -e {quote(layout.app_dir + '/' + moved)} ]; then mv -T {quote(layout.app_dir + '/' + moved)} {quote(layout.staging + '/' + moved)} || exit 1; fi"
         for moved in layout.moved_dirs
     ]
     return Step(
-        name="swap: move the media into the new tree",
+        name=MEDIA_STEP,
         command="\n".join(lines) or ":",
         mutates=True,
         timeout=60,
@@ -617,7 +679,7 @@ def _move_media_step(layout: _Layout) -> Step:
 # -- verify ----------------------------------------------------------------------------------------------
 
 
-def _pm2_stable_step(layout: _Layout) -> Step:
+def pm2_stable_step(layout: ZproLayout) -> Step:
     def test(stdout: str) -> str | None:
         expected = parse_key_values(stdout)
         problem = pm2_online_problem(stdout, [layout.backend, layout.frontend])
@@ -654,7 +716,7 @@ def new_error_lines(stdout: str) -> str | None:
     return None
 
 
-def _error_log_step(layout: _Layout) -> Step:
+def _error_log_step(layout: ZproLayout) -> Step:
     log = quote(layout.error_log)
     command = "\n".join(
         [
@@ -678,13 +740,15 @@ def _error_log_step(layout: _Layout) -> Step:
 # -- rollback --------------------------------------------------------------------------------------------
 
 
-def _rollback(host: Host, layout: _Layout) -> tuple[str, ...]:
+def _rollback(host: Host, layout: ZproLayout) -> tuple[str, ...]:
     as_deploy = f"sudo -iu {quote(layout.deploy_user)}"
     names = f"{quote(layout.backend)} {quote(layout.frontend)}"
     media_back = "; ".join(
         f"mv -T {quote(layout.staging + '/' + moved)} {quote(layout.app_dir + '/' + moved)}" for moved in layout.moved_dirs
     ) or "nothing to move"
     return (
+        f"opsguard rollback {host.name} runs the lines below for the point this run stopped at, under this run's "
+        "snapshot (no provider restore); by hand:",
         "stopped BEFORE 'stop the apps by name': the live site was never touched and still serves; "
         f"{layout.staging} and {layout.run_backup} can be inspected and removed later.",
         f"stopped at 'stop the apps by name' (database and code untouched): {as_deploy} pm2 restart {names} --update-env",

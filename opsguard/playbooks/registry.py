@@ -17,7 +17,7 @@ from opsguard.inventory import Host
 from opsguard.plan import Plan
 from opsguard.playbooks.base import Playbook
 
-BUILTIN = ("update", "platform_upgrade", "stack_upgrade")
+BUILTIN = ("update", "platform_upgrade", "stack_upgrade", "rollback")
 # The read-only nightly commands read inventory vars too (their VARS, like a playbook's variables).
 CHECK_MODULES = ("opsguard.audit", "opsguard.health")
 UPGRADE = "upgrade"

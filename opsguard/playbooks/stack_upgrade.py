@@ -1,14 +1,19 @@
 """Upgrade of the integrations stack (Typebot, n8n, AI flows) under docker compose.
 
 What it does: checks the compose project, records the image each service runs now (the rollback
-target, by registry digest), refuses a database image on a floating tag, dumps every Postgres service
-and verifies the dumps, then pulls the APP services' images and runs `docker compose up -d
---remove-orphans`. It waits for n8n's readiness and Typebot's health before removing dangling images.
+target, by registry digest, and its version), refuses a database image on a floating tag, refuses
+when n8n's encryption key is neither in its environment nor in its config, dumps every Postgres
+service and verifies the dumps, copies the compose files, .env, dumps and n8n's key/config off the
+host, then pulls the APP services' images, checks that n8n and Typebot do not jump a major version
+(unless ``--allow-major``), and runs `docker compose up -d --remove-orphans`. It waits for n8n's
+readiness and Typebot's health before removing dangling images.
 
 Why it is safe: the database images are never pulled (they change only when an operator changes their
-pinned tag: a floating `postgres` tag jumping a major version cannot read the old data files); the
-dumps are verified with `pg_restore -l` before anything is pulled; old images are pruned only after the
-new stack answers healthy; the recorded digests let an operator pin every service back.
+pinned tag: a floating `postgres` tag jumping a major version cannot read the old data files); without
+its encryption key a restarted n8n generates a new one and every stored credential becomes unreadable;
+a major version migrates the database one way (n8n 1.x -> 2.x has breaking changes); the dumps are
+verified with `pg_restore -l` before anything is pulled; old images are pruned only after the new stack
+answers healthy; the recorded digests and the dumps let `opsguard rollback` pin every service back.
 """
 
 from __future__ import annotations
@@ -24,12 +29,17 @@ from opsguard.hostfacts import (
     parse_container_images,
     parse_key_values,
     split_image_reference,
+    version_major,
 )
 from opsguard.inventory import Host
-from opsguard.plan import Check, Facts, Plan, Poll, Step
+from opsguard.plan import Check, CopyItem, Facts, Plan, Poll, Step
 from opsguard.playbooks.base import Example, Playbook
 from opsguard.playbooks.common import (
+    COPY_VARS,
+    copies_download,
+    copies_size_step,
     disk_step,
+    du_bytes_line,
     dump_verification_lines,
     dumps_problem,
     guarded,
@@ -39,6 +49,8 @@ from opsguard.playbooks.common import (
     path_param,
     paths_param,
     quote,
+    relative_paths_param,
+    text_param,
     timestamp_param,
     word_list,
 )
@@ -56,9 +68,19 @@ VARS: dict[str, Any] = {
     "poll_every": 5.0,
     "pull_timeout": 1800.0,
     "dump_timeout": 3600.0,
+    "compose_files": ["docker-compose.yml"],  # relative to compose_dir: copied off the host; the rollback's -f files
+    "n8n_service": "n8n",  # the compose service running n8n ("" when the host runs no n8n)
+    "n8n_config_path": "/home/node/.n8n/config",  # inside that container: the key n8n generated on first start
+    **COPY_VARS,
 }
 
-OPTIONS: dict[str, Any] = {}
+OPTIONS: dict[str, Any] = {"allow_major": False}
+# The change steps a rollback looks for in the ledger: once the services were recreated, the new images ran.
+PULL_STEP = "pull the app images"
+RECREATE_STEP = "recreate changed services"
+# Apps whose database migrations only go forward: a major version jump needs --allow-major.
+MAJOR_CHECKED = ("n8n", "typebot")
+VERSION_LABEL = "org.opencontainers.image.version"
 
 # Images whose name says "this is PostgreSQL": their data directory is tied to the major version.
 DATABASE_IMAGES = ("postgres", "pgvector", "postgis", "timescaledb")
@@ -97,10 +119,13 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
     every = number_param(params, "poll_every", minimum=0.01)
     health_wait = number_param(params, "health_wait", minimum=0)
     in_dir = f"cd {quote(compose_dir)} && "
-    health = _health_steps(params, every, health_wait)
+    health = health_steps(params, every, health_wait)
     if not health:
         raise ConfigError("n8n_url and typebot_viewer_url are both empty: nothing would prove the stack healthy")
 
+    allow_major = bool(params.get("allow_major"))
+    compose_files = relative_paths_param(params, "compose_files")
+    n8n_service = str(params.get("n8n_service") or "")
     preflight = (
         Step(name="compose file valid", command=in_dir + "docker compose config -q", mutates=False, timeout=60),
         Step(
@@ -110,17 +135,21 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             mutates=False,
             timeout=60,
             check=Check("every database image pinned to a version; at least one app service to pull", guarded(_pinned_problem)),
-            facts=Facts(("services", "db_services", "app_services"), _service_facts),
+            facts=Facts(("services", "db_services", "app_services", "configured_images"), _service_facts),
             why="a floating postgres tag can jump a major version and then cannot read the old data",
         ),
         Step(
-            name="images running now (rollback target)",
-            command=in_dir + _CURRENT_IMAGES,
+            name="images running now (rollback target), and no major version jump in the configured tags",
+            command='echo "configured={{configured_images}}"\n' + in_dir + _CURRENT_IMAGES,
             mutates=False,
             timeout=120,
-            facts=Facts(("image_digests",), _digest_facts),
-            why="registry digests: the exact images to pin back to",
+            check=Check("n8n and Typebot tags keep the major version they run" + (" (--allow-major: any)" if allow_major else ""),
+                        guarded(lambda stdout: None if allow_major else _configured_major_problem(stdout))),
+            facts=Facts(("image_digests", "app_versions"), _digest_facts),
+            why="registry digests: the exact images to pin back to; a major jump migrates n8n's or Typebot's database "
+            "one way",
         ),
+        *([_n8n_key_step(compose_dir, n8n_service, text_param(params, "n8n_config_path"))] if n8n_service else []),
         disk_step([*paths_param(params, "disk_paths"), compose_dir], number_param(params, "disk_limit_percent", minimum=1),
                   also=[backup_dir]),
         Step(
@@ -129,6 +158,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             mutates=False,
             timeout=120,
         ),
+        _copies_size_step(compose_dir, compose_files),
     )
     change = (
         Step(
@@ -169,22 +199,33 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
             timeout=600,
             check=Check("every database dump non-empty and listed by pg_restore -l", guarded(dumps_problem)),
         ),
+        _copy_step(params, compose_dir, compose_files, run_backup, n8n_service),
         Step(
-            name="pull the app images",
+            name=PULL_STEP,
             command=in_dir + "docker compose pull {{app_services}}",
             mutates=True,
             timeout=number_param(params, "pull_timeout", minimum=1),
             why="app services only: database images stay as they are",
         ),
         Step(
-            name="recreate changed services",
+            name="no major version jump in the pulled images (n8n, Typebot)",
+            command=_PULLED_VERSIONS.replace("CD_COMPOSE_DIR", f"cd {quote(compose_dir)} || exit 1"),
+            mutates=False,
+            timeout=120,
+            check=Check("the pulled n8n and Typebot images keep the major version they run"
+                        + (" (--allow-major: any)" if allow_major else ""),
+                        guarded(lambda stdout: None if allow_major else _pulled_major_problem(stdout))),
+            why="a floating tag (latest) shows its version only once pulled; nothing runs the new images yet",
+        ),
+        Step(
+            name=RECREATE_STEP,
             command=in_dir + "docker compose up -d --remove-orphans",
             mutates=True,
             timeout=900,
             downtime="starts",
             why="only containers whose image or config changed are recreated",
         ),
-        *_with_downtime_end(health),
+        *with_downtime_end(health),
         Step(
             name="remove dangling images",
             command="docker image prune -f",
@@ -205,7 +246,10 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         *(_single(step) for step in health),
     )
     rollback = (
-        "stopped before 'pull the app images': nothing changed but the dumps in " + run_backup + ".",
+        f"opsguard rollback {host.name} runs the two lines after the next for this run, under its snapshot (no provider "
+        "restore); by hand:",
+        f"stopped before {RECREATE_STEP!r}: the containers still run the old images; nothing changed but the dumps in "
+        f"{run_backup} (and the images pulled).",
         f"back to the previous images: in {compose_dir} set each service's image: to its recorded reference "
         "({{image_digests}}) and run: docker compose up -d",
         "if the new version migrated a database: docker compose stop the app services, then per database service: "
@@ -232,7 +276,23 @@ _CURRENT_IMAGES = "\n".join(
         "  reference=$(docker inspect --format '{{.Config.Image}}' \"$container\") || exit 1",
         "  image=$(docker inspect --format '{{.Image}}' \"$container\") || exit 1",
         "  digests=$(docker image inspect --format '{{join .RepoDigests \",\"}}' \"$image\" 2>/dev/null)",
-        '  echo "$service $reference $image ${digests:--}"',
+        f"  version=$(docker image inspect --format '{{{{index .Config.Labels \"{VERSION_LABEL}\"}}}}' \"$image\" 2>/dev/null)",
+        '  echo "$service $reference $image ${digests:--} ${version:--}"',
+        "done",
+    ]
+)
+# After the pull: the version of the image each checked service's configured reference now names.
+_PULLED_VERSIONS = "\n".join(
+    [
+        'echo "running={{app_versions}}"',
+        "CD_COMPOSE_DIR",
+        "for pair in {{configured_images}}; do",
+        '  if [ "$pair" = none ]; then continue; fi',
+        # service=reference, split by cut: the read-only vocabulary allows no ${...} but plain defaults.
+        "  service=$(printf '%s\\n' \"$pair\" | cut -d = -f 1)",
+        "  reference=$(printf '%s\\n' \"$pair\" | cut -d = -f 2-)",
+        f"  version=$(docker image inspect --format '{{{{index .Config.Labels \"{VERSION_LABEL}\"}}}}' \"$reference\" 2>/dev/null)",
+        '  echo "pulled $service $reference ${version:--}"',
         "done",
     ]
 )
@@ -252,16 +312,145 @@ def _pinned_problem(stdout: str) -> str | None:
     return None
 
 
+def is_major_checked(reference: str) -> bool:
+    """Given an image reference, return whether a major version jump of it needs --allow-major (n8n, Typebot)."""
+    return bool(reference) and any(key in split_image_reference(reference).name for key in MAJOR_CHECKED)
+
+
 def _service_facts(stdout: str) -> dict[str, str]:
     services = parse_compose_services(stdout)
     databases = [name for name, image in services.items() if is_database_image(image)]
     apps = [name for name, image in services.items() if image and not is_database_image(image)]
-    return {"services": word_list(services), "db_services": word_list(databases), "app_services": word_list(apps)}
+    checked = [f"{name}={image}" for name, image in services.items() if is_major_checked(image)]
+    return {"services": word_list(services), "db_services": word_list(databases), "app_services": word_list(apps),
+            "configured_images": word_list(checked) or "none"}
 
 
 def _digest_facts(stdout: str) -> dict[str, str]:
-    images = parse_container_images(stdout)
-    return {"image_digests": word_list(f"{image.service}={image.rollback_reference()}" for image in images) or "none"}
+    images = parse_container_images("\n".join(line for line in stdout.splitlines() if not line.startswith("configured=")))
+    versions = [f"{image.service}={image.version or tag_version(image.reference) or '-'}"
+                for image in images if is_major_checked(image.reference)]
+    return {"image_digests": word_list(f"{image.service}={image.rollback_reference()}" for image in images) or "none",
+            "app_versions": word_list(versions) or "none"}
+
+
+def tag_version(reference: str) -> str:
+    """Given an image reference, return its tag when the tag names a version (``1.64.3``, ``v2``), else ""."""
+    tag = split_image_reference(reference).tag or ""
+    return tag if version_major(tag) is not None else ""
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """Given ``service=value`` words (or "none"), return {service: value}."""
+    return dict(word.split("=", 1) for word in text.split() if "=" in word)
+
+
+def major_jumps(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Given {service: version} before and after, return "service X -> Y" for each whose major number changes.
+
+    A version without a major number (latest, unknown) cannot be judged and is not reported.
+    """
+    jumps = []
+    for service, new in after.items():
+        old_major, new_major = version_major(before.get(service, "")), version_major(new)
+        if old_major is not None and new_major is not None and old_major != new_major:
+            jumps.append(f"{service} {before[service]} -> {new}")
+    return jumps
+
+
+def _major_message(jumps: list[str], when: str) -> str:
+    return (f"major version jump {when}: {'; '.join(jumps)}: n8n and Typebot migrate their databases one way on start "
+            "(breaking changes between majors); read the release notes, then run again with --allow-major")
+
+
+def _configured_major_problem(stdout: str) -> str | None:
+    configured = _pairs(parse_key_values(stdout.splitlines()[0] if stdout else "").get("configured", ""))
+    images = parse_container_images("\n".join(stdout.splitlines()[1:]))
+    running = {image.service: image.version or tag_version(image.reference) for image in images}
+    jumps = major_jumps(running, {service: tag_version(reference) for service, reference in configured.items()})
+    return _major_message(jumps, "in the configured tags") if jumps else None
+
+
+def _pulled_major_problem(stdout: str) -> str | None:
+    running = _pairs(parse_key_values(stdout.splitlines()[0] if stdout else "").get("running", ""))
+    pulled = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[0] == "pulled":
+            pulled[fields[1]] = fields[3] if fields[3] != "-" else tag_version(fields[2])
+    jumps = major_jumps({service: version for service, version in running.items() if version != "-"}, pulled)
+    return _major_message(jumps, "in the pulled images (nothing runs them yet)") if jumps else None
+
+
+def _n8n_key_step(compose_dir: str, service: str, config_path: str) -> Step:
+    inside = f"docker compose exec -T {quote(service)}"
+    command = "\n".join([
+        f"cd {quote(compose_dir)} || exit 1",
+        f"if {inside} printenv N8N_ENCRYPTION_KEY 2>/dev/null | grep -q .; then echo key_in_environment=yes; "
+        "else echo key_in_environment=no; fi",
+        f"if {inside} grep -q '\"encryptionKey\"' {quote(config_path)} 2>/dev/null; then echo key_in_config=yes; "
+        "else echo key_in_config=no; fi",
+    ])  # fmt: skip
+
+    def test(stdout: str) -> str | None:
+        values = parse_key_values(stdout)
+        if "yes" in (values.get("key_in_environment"), values.get("key_in_config")):
+            return None
+        return (f"n8n's encryption key is neither in its environment (N8N_ENCRYPTION_KEY) nor in {config_path} of service "
+                f"{service} (or that container is not running): a restart would make n8n generate a new key and every "
+                "stored credential would become unreadable; set N8N_ENCRYPTION_KEY (e.g. in the compose .env) to the "
+                "key in use, or n8n_service = \"\" if this host runs no n8n")
+
+    return Step(
+        name="n8n's encryption key kept (environment or config)",
+        command=command,
+        mutates=False,
+        timeout=60,
+        check=Check("N8N_ENCRYPTION_KEY set, or encryptionKey in n8n's config", guarded(test)),
+        why="only whether the key is there leaves the host (grep -q, printenv into grep -q), never the key",
+    )
+
+
+def _copies_size_step(compose_dir: str, compose_files: list[str]) -> Step:
+    query = "select pg_database_size(current_database())"
+    lines = [
+        f"cd {quote(compose_dir)} || exit 1",
+        "for service in {{db_services}}; do",
+        # The image's defaults: user POSTGRES_USER or postgres, database POSTGRES_DB or the user's name.
+        "  size=$(docker compose exec -T \"$service\" sh -c 'db_user=${POSTGRES_USER:-postgres}; db_name=${POSTGRES_DB:-}; "
+        "if [ -z \"$db_name\" ]; then db_name=$db_user; fi; PGOPTIONS=\"-c default_transaction_read_only=on\" psql -X "
+        f"-U \"$db_user\" -d \"$db_name\" -tAc \"{query}\"') || exit 1",
+        '  echo "dump_${service}_bytes=$size"',  # one line a database: the step sums every *_bytes line
+        "done",
+        du_bytes_line("files", [f"{compose_dir}/{name}" for name in [*compose_files, ".env"]]),
+    ]
+    return copies_size_step(lines, why="each database's size bounds its dump; refused before the snapshot when the copies "
+                            "would not fit on this machine (copies_max_gb, free space of the state dir)")
+
+
+def _copy_step(params: Mapping[str, Any], compose_dir: str, compose_files: list[str], run_backup: str,
+               n8n_service: str) -> Step:
+    items = [
+        *(CopyItem(f"compose/{name}", f"{compose_dir}/{name}") for name in compose_files),
+        CopyItem("compose/.env", f"{compose_dir}/.env", optional=True),
+        CopyItem("dumps", run_backup, kind="dir"),
+    ]
+    if n8n_service:
+        items += [
+            CopyItem("n8n/config", text_param(params, "n8n_config_path"), kind="container-file", service=n8n_service,
+                     compose_dir=compose_dir, optional=True),
+            CopyItem("n8n/N8N_ENCRYPTION_KEY", "N8N_ENCRYPTION_KEY", kind="container-env", service=n8n_service,
+                     compose_dir=compose_dir, optional=True),
+        ]
+    return Step(
+        name="copy off the host: compose files, .env, dumps" + (", n8n's key" if n8n_service else ""),
+        command=": copied by opsguard through read-only commands: base64 and sha256sum, nothing written on the host",
+        mutates=False,
+        timeout=3600,
+        download=copies_download(params, items),
+        why="n8n's encryption key and the dumps on this machine, verified by sha256 against the host's, before "
+        "anything is pulled",
+    )
 
 
 def services_problem(stdout: str) -> str | None:
@@ -282,7 +471,9 @@ def services_problem(stdout: str) -> str | None:
     return "; ".join(problems) or None
 
 
-def _health_steps(params: Mapping[str, Any], every: float, within: float) -> list[Step]:
+def health_steps(params: Mapping[str, Any], every: float, within: float) -> list[Step]:
+    """Given params with n8n_url and typebot_viewer_url, the poll gap and the wait, return the health steps of the
+    services configured ("" leaves one out); raise ConfigError if a URL is not a string."""
     steps = []
     n8n = params.get("n8n_url") or ""
     typebot = params.get("typebot_viewer_url") or ""
@@ -313,8 +504,8 @@ def _health_steps(params: Mapping[str, Any], every: float, within: float) -> lis
     return steps
 
 
-def _with_downtime_end(steps: list[Step]) -> list[Step]:
-    """The health waits of the change phase; the last one ends the downtime."""
+def with_downtime_end(steps: list[Step]) -> list[Step]:
+    """Given the health steps, return them as waits of the change phase; the last one ends the downtime."""
     waits = [replace(step, name="wait: " + step.name) for step in steps]
     waits[-1] = replace(waits[-1], downtime="ends")
     return waits

@@ -73,6 +73,8 @@ STUB_NAMES: tuple[str, ...] = (
     "sudo", "pkill", "killall", "crontab", "useradd", "usermod", "userdel", "passwd",
     # archives
     "unzip",
+    # a reader, stubbed only so a test rule can corrupt a copy off the host (the fake is coreutils' encoder)
+    "base64",
 )  # fmt: skip
 
 # sshd runs this for every session (ForceCommand): it records the session's full command line, then
@@ -98,6 +100,7 @@ FAST_VARS: dict[str, float] = {
     "health_wait": 2.0,  # for the backend / the compose services to answer after the restart
     "settle_wait": 2.0,  # for services to settle after an OS update
     "reboot_wait": 20.0,  # for the host to come back; the reboot fires 5 s after its step, so this outlasts it
+    "channels_wait": 5.0,  # for the WhatsApp channels to be CONNECTED again (they reconnect 0.3 s after a restart)
 }
 DPKG_LOCK_FILES = (
     "var/lib/dpkg/lock-frontend",
@@ -323,6 +326,49 @@ class SandboxHosts:
         directory = self.host(name).root / "stub-state"
         directory.mkdir(exist_ok=True)
         _write_atomically(directory / key, marshal.dumps(value))
+
+    def set_channels(
+        self,
+        name: str,
+        *,
+        table: str | None = None,
+        reconnect_seconds: float | None = None,
+        lose_session: Sequence[str] | None = None,
+    ) -> None:
+        """Given a Zpro host, set its WhatsApp channel knobs (stubs/channels.py); a reset restores the defaults.
+
+        ``table``: the name the channel table answers under (a renamed model); ``reconnect_seconds``: how long a
+        Baileys channel stays OPENING after a backend restart; ``lose_session``: channel names that end in
+        ``qrcode`` instead of CONNECTED (their session is lost).
+        """
+        host = self.host(name)
+        state = host.root / "stub-state"
+        state.mkdir(parents=True, exist_ok=True)
+        path = state / "channels-config"
+        config: dict[str, Any] = marshal.loads(path.read_bytes()) if path.exists() else {}
+        if table is not None:
+            config["table"] = table
+        if reconnect_seconds is not None:
+            config["reconnect_seconds"] = float(reconnect_seconds)
+        if lose_session is not None:
+            config["lose_session"] = list(lose_session)
+        _write_atomically(path, marshal.dumps(config))
+
+    def set_stack_images(
+        self,
+        name: str,
+        *,
+        running: Mapping[str, str] | None = None,
+        local: Mapping[str, str] | None = None,
+        registry: Mapping[str, str] | None = None,
+    ) -> None:
+        """Given an integrations host, set its image knobs (stubs/containers.py): ``running`` {service: the reference
+        its container runs}, ``local`` {reference: the version of the local image}, ``registry`` {reference: the
+        version `docker compose pull` fetches}. A reset restores the defaults (each service runs its configured tag)."""
+        state = self.host(name).root / "stub-state"
+        state.mkdir(parents=True, exist_ok=True)
+        document = {"running": dict(running or {}), "local": dict(local or {}), "registry": dict(registry or {})}
+        _write_atomically(state / "stack-images", marshal.dumps(document))
 
     # -- inventory --------------------------------------------------------------------------------
     def host(self, name: str) -> SandboxHost:
@@ -711,11 +757,16 @@ volumes:
 """
 
 
+N8N_CONFIG = "volumes/n8n/home/node/.n8n/config"  # inside the n8n container: /home/node/.n8n/config
+
+
 def _integrations_files(host: SandboxHost) -> dict[str, str | bytes]:
     site = "server {{\n    server_name {name};\n    location / {{ proxy_pass http://127.0.0.1:{port}; }}\n}}\n"
     return {
         "opt/stack/docker-compose.yml": COMPOSE_FILE,
         "opt/stack/.env": "TYPEBOT_VERSION=2.27.0\nN8N_VERSION=1.64.3\n",
+        # n8n generated its encryption key on first start, into its data volume (no N8N_ENCRYPTION_KEY set).
+        N8N_CONFIG: '{\n\t"encryptionKey": "sandbox-n8n-encryption-key"\n}',
         "etc/nginx/sites-enabled/typebot": site.format(name=f"typebot.{host.name}.sandbox.test", port=8080),
         "etc/nginx/sites-enabled/n8n": site.format(name=f"n8n.{host.name}.sandbox.test", port=5678),
     }

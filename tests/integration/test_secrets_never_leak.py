@@ -1,4 +1,5 @@
-"""Provider tokens never leave the environment: not in any output, the ledger, the locks, or the hosts.
+"""Provider tokens never leave the environment: not in any output, the ledger, the locks, or the hosts; and the
+secrets the upgrades copy off the hosts (.env values, n8n's encryption key) stay in the owner-only copies.
 
 Recognisable tokens go through every command that talks to the providers (snapshot, exec, a
 failing exec, a dropped exec, a wrong-token run, ledger, discover, backup-check), with and
@@ -14,6 +15,7 @@ import pytest
 
 from tests.fixtures.cli_fixtures import CliResult
 from tests.integration.guard_support import UPGRADE, GuardWorld, GuardWorlds
+from tests.integration.playbook_support import PlaybookWorld
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +92,44 @@ def test_tokens_never_appear_in_output_ledger_locks_or_journals(
     journal_text = api_journal.read_text(encoding="utf-8")
     assert '"method": "POST"' in journal_text
     assert_no_secret(str(api_journal), journal_text)
+
+
+# -- what the upgrades copy off the hosts: .env secrets and n8n's encryption key ---------------------------
+
+ENV_SECRET = "jwt-SECRET-copied-3b7e"
+N8N_KEY = "n8nkey-SECRET-copied-8c2a"
+
+
+@pytest.mark.parametrize("debug", [(), ("--debug",)], ids=["plain", "debug"])
+def test_copied_secrets_never_appear_in_output_ledger_or_manifest(world: PlaybookWorld, debug: tuple[str, ...]) -> None:
+    from opsguard.sandbox.hosts import N8N_CONFIG
+
+    env = world.app_dir("chat") / "backend" / ".env"
+    env.write_text(env.read_text().replace("JWT_SECRET=sandbox-not-a-secret", f"JWT_SECRET={ENV_SECRET}"))
+    world.hosts.host("ia").path(N8N_CONFIG).write_text('{"encryptionKey": "' + N8N_KEY + '"}')
+    package = str(world.release())
+    runs = [
+        ("upgrade chat --json", world.cli(*debug, "upgrade", "chat", "--package", package, "--yes", "--json"), 0),
+        ("upgrade ia --json", world.cli(*debug, "upgrade", "ia", "--yes", "--json"), 0),
+        ("plan chat rollback --json", world.cli(*debug, "plan", "chat", "rollback", "--json"), 0),
+        ("ledger --json", world.cli(*debug, "ledger", "--json", "--last", "0"), 0),
+    ]
+    # A copy that fails its checksum: its error message must not carry what was copied either.
+    world.hosts.set_responses("ia", {"rules": [{"prefix": ["docker", "compose", "exec"], "regex": "base64",
+                                                "stdout": "bm90IHRoZSBrZXk=\n"}]})
+    runs.append(("corrupted copy ia", world.cli(*debug, "upgrade", "ia", "--yes"), 1))
+    for label, result, expected in runs:
+        assert result.exit_code == expected, f"{label}: {result.output}"
+
+    copies = world.state_dir / "copies"
+    # The copies hold the secrets (that is their purpose), in owner-only files; nothing else opsguard wrote does.
+    assert ENV_SECRET in (copies / "chat").joinpath(world.ledger("chat", "run-ended")[0]["run_id"], "env", "backend", ".env").read_text()
+    written = [path for path in files_under(world.state_dir) if copies not in path.parents or path.name == "manifest.json"]
+    assert any(path.name == "manifest.json" for path in written) and any(path.name == "ledger.jsonl" for path in written)
+    for label, result, _ in runs:
+        for secret in (ENV_SECRET, N8N_KEY):
+            assert secret not in result.stdout + result.stderr, f"{secret} leaked into the output of {label}"
+    for path in written:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for secret in (ENV_SECRET, N8N_KEY):
+            assert secret not in text, f"{secret} leaked into {path}"

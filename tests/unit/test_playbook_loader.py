@@ -21,11 +21,11 @@ def _one_line(error: pytest.ExceptionInfo[ConfigError]) -> str:
     return message
 
 
-def test_playbook_loader_lists_the_three_builtin_playbooks() -> None:
-    assert sorted(list_playbooks()) == ["platform_upgrade", "stack_upgrade", "update"]
+def test_playbook_loader_lists_the_four_builtin_playbooks() -> None:
+    assert sorted(list_playbooks()) == ["platform_upgrade", "rollback", "stack_upgrade", "update"]
 
 
-@pytest.mark.parametrize("name", ["update", "platform_upgrade", "stack_upgrade"])
+@pytest.mark.parametrize("name", ["update", "platform_upgrade", "stack_upgrade", "rollback"])
 def test_playbook_loader_builtin_playbooks_follow_the_contract(name: str) -> None:
     playbook = load_playbook(name)
     assert isinstance(playbook, Playbook) and playbook.name == name

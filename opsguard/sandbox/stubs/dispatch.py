@@ -56,6 +56,7 @@ FAKES: dict[str, tuple[str, str]] = {
     "killall": ("fake_processes", "nothing_found"),
     "sudo": ("fake_sudo", "sudo"),
     "unzip": ("fake_unzip", "unzip"),
+    "base64": ("fake_base64", "base64"),
 }
 
 

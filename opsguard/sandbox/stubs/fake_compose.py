@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import os
 
-from .containers import COMPOSE_DIR, compose_services, container_records, image_id, inner_command
+from .containers import (
+    COMPOSE_DIR,
+    compose_services,
+    container_records,
+    image_id,
+    inner_command,
+    save_stack_images,
+    stack_images,
+)
 from .core import Call, err, first_word, has_flag, options_and_words, out, to_json
 
 # Startup time matters (every stubbed command pays it): no typing, json or re at import time.
@@ -46,6 +54,7 @@ def compose(call: Call, args: list[str]) -> int:
         return 0
     action, rest = args[index], args[index + 1 :]
     services = compose_services(call)
+    overrides = override_images(call, args[:index])
     if action == "config":
         return compose_config(call, rest, services)
     if action == "ps":
@@ -57,7 +66,7 @@ def compose(call: Call, args: list[str]) -> int:
     if action == "version":
         out("Docker Compose version v2.29.7\n")
         return 0
-    return compose_change(action, rest, services)
+    return compose_change(call, action, rest, services, overrides)
 
 
 def wants_json(rest: list[str]) -> bool:
@@ -134,11 +143,38 @@ def compose_exec(call: Call, rest: list[str], services: list[tuple[str, str]]) -
         err(f'service "{rest[first]}" is not running\n')
         return 1
     # -T only turns the TTY off: stdin is passed on.
-    return inner_command(call, rest[first + 1 :], call.stdin_bytes)
+    return inner_command(call, rest[first + 1 :], call.stdin_bytes, service=rest[first])
 
 
-def compose_change(action: str, rest: list[str], services: list[tuple[str, str]]) -> int:
-    """Answer an action on the services named (all when none): pull, up, down, restart, stop, start, create, rm."""
+def override_images(call: Call, global_options: list[str]) -> dict[str, str]:
+    """Given the options before the action, return {service: image} of every -f file after the first (an override)."""
+    files = [value for option, value in zip(global_options, global_options[1:], strict=False)  # noqa: RUF007 - no itertools import
+             if option in ("-f", "--file")]
+    images: dict[str, str] = {}
+    for name in files[1:]:
+        path = name if os.path.isabs(name) else os.path.join(call.root, *COMPOSE_DIR, name)
+        try:
+            with open(path, encoding="utf-8") as source:
+                lines = source.read().splitlines()
+        except OSError:
+            continue
+        service = None
+        for line in lines:
+            stripped = line.strip()
+            if line.startswith("  ") and not line.startswith("   ") and stripped.endswith(":"):
+                service = stripped[:-1]
+            elif service and stripped.startswith("image:"):
+                images[service] = stripped.split(":", 1)[1].strip().strip("\"'")
+    return images
+
+
+def compose_change(call: Call, action: str, rest: list[str], services: list[tuple[str, str]],
+                   overrides: dict[str, str] | None = None) -> int:
+    """Answer an action on the services named (all when none): pull, up, down, restart, stop, start, create, rm.
+
+    pull fetches each selected service's configured image (its ``registry`` version, stack_images); up makes each
+    service run its configured image (or the one an override file names).
+    """
     _, chosen = options_and_words(rest, ("-t", "--timeout", "--wait-timeout", "--scale", "--pull"))
     names = [service for service, _ in services]
     unknown = [service for service in chosen if service not in names]
@@ -146,11 +182,19 @@ def compose_change(action: str, rest: list[str], services: list[tuple[str, str]]
         err(f"no such service: {unknown[0]}\n")
         return 1
     selected = [(service, image) for service, image in services if not chosen or service in chosen]
+    images = stack_images(call)
     if action == "pull":
+        for _, image in selected:
+            if image and image in images["registry"]:
+                images["local"][image] = images["registry"][image]
+        save_stack_images(call, images)
         # compose v2 without a terminal: one line per service and step, on stderr.
         err("".join(f" {service} Pulling \n" for service, image in selected if image))
         err("".join(f" {service} Pulled \n" for service, image in selected if image))
     elif action == "up":
+        for service, image in selected:
+            images["running"][service] = (overrides or {}).get(service, image)
+        save_stack_images(call, images)
         err("".join(f" Container {PROJECT}-{service}-1  Running\n" for service, _ in selected))
     elif action in VERBS:
         err("".join(f" Container {PROJECT}-{service}-1  {VERBS[action]}\n" for service, _ in selected))

@@ -35,7 +35,7 @@ def docker(call: Call) -> int:
             return 1
         # Without -i docker exec does not pass stdin on to the command.
         interactive = has_flag(rest[:first], "i", "--interactive")
-        return inner_command(call, rest[first + 1 :], call.stdin_bytes if interactive else 0)
+        return inner_command(call, rest[first + 1 :], call.stdin_bytes if interactive else 0, service=rest[first])
     if args[0] == "compose":
         from .fake_compose import compose
 

@@ -9,7 +9,8 @@ What the playbooks see of the real pm2:
   an error; ``all`` means every app;
 - any pm2 command first starts the calling user's daemon when none runs, writing ~/.pm2/pm2.pid
   (HOME is that user's home, as `sudo -i` sets it); the journal records whether it was running;
-- a stopped app's port refuses connections (``app_listening``, read by the curl fake).
+- a stopped app's port refuses connections (``app_listening``, read by the curl fake);
+- restart / reload / start of the backend makes its WhatsApp channels reconnect (channels.py).
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ def pm2(call: Call) -> int:
                 apps[name][0] = "deleted"
         if action != "describe":
             save_state(call, "pm2", apps)
+        if action in ("restart", "reload", "start") and PM2_APPS[0][0] in chosen:
+            from .channels import backend_restarted
+
+            backend_restarted(call)
         out(f"[PM2] Applying action {action}ProcessId on app [{' '.join(names)}]\n")
         out("".join(f"[PM2] [{name}] \u2713\n" for name in chosen))
         return 0

@@ -1,18 +1,30 @@
 """The postgres client tools, on the host and inside the database container: psql, pg_dump, pg_restore, pg_isready.
 
 The Zpro database answers the few queries the playbooks ask: its size (a ~175 MiB database),
-version(), SELECT 1, and the applied migrations (SELECT ... FROM "SequelizeMeta"), read from the
-state the npx sequelize fake keeps; any other query prints nothing. pg_dump writes a small custom
-format archive (PGDMP magic) to stdout or to -f/--file inside the sandbox root; pg_restore needs an
-archive (a file or stdin: `docker exec` without -i passes no stdin on) and -l lists its tables.
+version(), SELECT 1, the applied migrations (SELECT ... FROM "SequelizeMeta"), read from the
+state the npx sequelize fake keeps, and the WhatsApp channels (channels.py): the channel table's
+columns from information_schema and SELECTs of its columns; any other query prints nothing. pg_dump
+writes a small custom format archive (PGDMP magic) holding the applied migrations, to stdout or to
+-f/--file inside the sandbox root; pg_restore needs an archive (a file or stdin: `docker exec`
+without -i passes no stdin on), -l lists its tables, and a restore into a database (-d) puts the
+archive's migrations back (what `pg_restore --clean` of a pre-migration dump does to SequelizeMeta).
 """
 
 from __future__ import annotations
 
 from .core import REFUSED_OUTSIDE, Call, err, load_state, options_and_words, out, out_bytes
-from .migrations import applied_migrations
+from .migrations import applied_migrations, save_applied_migrations
+from .recording import stdin_head
 
 PG_DUMP_BYTES = b"PGDMP\x01\x0e\x00\x04\x08\x01\x01\x01" + b"opsguard sandbox dump\n" * 64
+_MIGRATIONS_LINE = b"migrations:"
+
+
+def dump_bytes(call: Call) -> bytes:
+    """Return the archive pg_dump writes now: the header, the applied migrations, then filler."""
+    return PG_DUMP_BYTES[:13] + _MIGRATIONS_LINE + ",".join(applied_migrations(call)).encode() + b"\n" + PG_DUMP_BYTES[13:]
+
+
 DATABASE_BYTES = 183_500_800  # what pg_database_size answers: a ~175 MiB Zpro database
 
 
@@ -25,28 +37,32 @@ def pg_dump(call: Call) -> int:
         elif arg.startswith("--file="):
             target = arg.split("=", 1)[1]
     if target is None:
-        return dump_to_stdout()
+        return dump_to_stdout(call)
     if not call.inside_root(target):
         err(f"sandbox stub: refusing to write {target} outside the sandbox root {call.root}\n")
         return REFUSED_OUTSIDE
     with open(target, "wb") as dump:
-        dump.write(PG_DUMP_BYTES)
+        dump.write(dump_bytes(call))
     return 0
 
 
-def dump_to_stdout() -> int:
+def dump_to_stdout(call: Call) -> int:
     """Write the archive to stdout, as pg_dump without -f does; return 0."""
-    out_bytes(PG_DUMP_BYTES)
+    out_bytes(dump_bytes(call))
     return 0
 
 
 def pg_restore(call: Call) -> int:
     """Answer pg_restore on the host."""
-    return pg_restore_answer(call.args, call.stdin_bytes)
+    return pg_restore_answer(call, call.args, call.stdin_bytes)
 
 
-def pg_restore_answer(args: list[str], stdin_bytes: int) -> int:
-    """Given pg_restore's arguments and the bytes it got on stdin, answer it; return 1 if it got no archive."""
+def pg_restore_answer(call: Call, args: list[str], stdin_bytes: int) -> int:
+    """Given pg_restore's arguments and the bytes it got on stdin, answer it; return 1 if it got no archive.
+
+    With -l it lists the archive; with -d it restores the archive's migrations into the database (and, like
+    ``--clean``, drops what came after the dump).
+    """
     _, files = options_and_words(args, ("-U", "-d", "-f", "-h", "-p", "-n", "-t", "-j", "-L", "-F"))
     if not files and stdin_bytes == 0:
         # Nothing on stdin: `docker exec` without -i does not pass it on.
@@ -54,6 +70,20 @@ def pg_restore_answer(args: list[str], stdin_bytes: int) -> int:
         return 1
     if "-l" in args or "--list" in args:
         out(pg_restore_listing())
+        return 0
+    if "-d" in args or any(arg.startswith("--dbname") for arg in args):
+        archive = stdin_head()
+        if files:
+            with open(files[0], "rb") as source:
+                archive = source.read(65536)
+        if not archive.startswith(b"PGDMP"):
+            err("pg_restore: error: input file does not appear to be a valid archive\n")
+            return 1
+        for line in archive.split(b"\n"):
+            start = line.find(_MIGRATIONS_LINE)
+            if start >= 0:
+                names = line[start + len(_MIGRATIONS_LINE) :].decode()
+                save_applied_migrations(call, [name for name in names.split(",") if name])
     return 0
 
 
@@ -102,12 +132,14 @@ def psql_answer(call: Call, args: list[str]) -> int:
     if query is None:
         return 0
     lowered = query.lower()
-    if '"whatsapps"' in lowered:
+    if '"whatsapps"' in lowered and "translate(" not in lowered:
         # The Zpro channel table: columns as the query names them (name, status, type), "|" between them.
         # A test scripts the rows through stub-state "whatsapps": [[name, status, type], ...].
         rows = load_state(call, "whatsapps", [["Atendimento", "CONNECTED", "baileys"], ["Vendas", "CONNECTED", "baileys"]])
         out("".join("|".join(str(value) for value in row) + "\n" for row in rows))
         return 0
+    if "information_schema.columns" in lowered or ('from "' in lowered and '"sequelizemeta"' not in lowered):
+        return channel_answer(call, query)
     if '"sequelizemeta"' in lowered:
         # The applied migrations, as the stateful npx sequelize db:migrate left them.
         applied = applied_migrations(call)
@@ -131,4 +163,37 @@ def psql_answer(call: Call, args: list[str]) -> int:
     else:
         width = max(len(column), len(answer)) + 2
         out(f"{column.center(width)}\n{'-' * width}\n{answer.rjust(width - 1)} \n(1 row)\n\n")
+    return 0
+
+
+def channel_answer(call: Call, query: str) -> int:
+    """Answer the channel probe's queries: the channel table's columns from information_schema, or a SELECT of
+    quoted columns from the channel table (psql -tA rows, '|' between fields); an unknown table or column fails."""
+    import re
+
+    from .channels import COLUMNS, channel_rows, channels_config, column_value
+
+    table = str(channels_config(call)["table"])
+    if "information_schema.columns" in query.lower():
+        asked = re.search(r"table_name\s*=\s*'([^']*)'", query)
+        if asked and asked.group(1) == table:
+            out("".join(f"{column}\n" for column in COLUMNS))
+        return 0
+    match = re.search(r'^\s*select\s+(.*?)\s+from\s+"([^"]+)"', query, re.IGNORECASE | re.DOTALL)
+    if match is None:
+        return 0
+    if match.group(2) != table:
+        err(f'ERROR:  relation "{match.group(2)}" does not exist\n')
+        return 1
+    selected = re.findall(r'"([^"]+)"', match.group(1))
+    rows = channel_rows(call)
+    lines = []
+    for row in rows:
+        values = [column_value(row, column) for column in selected]
+        for column, value in zip(selected, values, strict=True):
+            if value is None:
+                err(f'ERROR:  column "{column}" does not exist\n')
+                return 1
+        lines.append("|".join(str(value) for value in values))
+    out("".join(f"{line}\n" for line in lines))
     return 0

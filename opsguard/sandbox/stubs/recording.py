@@ -22,8 +22,17 @@ if TYPE_CHECKING:
 ENV_RECORDED = ("DEBIAN_FRONTEND", "NEEDRESTART_MODE", "UCF_FORCE_CONFFOLD")  # journaled with each call
 
 
+_STDIN_HEAD = bytearray()  # the first STDIN_HEAD_BYTES of what this call read on stdin (pg_restore reads its archive)
+STDIN_HEAD_BYTES = 65536
+
+
+def stdin_head() -> bytes:
+    """Return the first bytes this call read on stdin (at most STDIN_HEAD_BYTES; empty before read_stdin)."""
+    return bytes(_STDIN_HEAD)
+
+
 def read_stdin(idle: float = 0.5) -> int:
-    """Count stdin bytes until EOF, or until no data came for ``idle`` seconds (an open, silent pipe)."""
+    """Count stdin bytes until EOF, or until no data came for ``idle`` seconds (an open, silent pipe); keep the head."""
     import select
 
     try:
@@ -42,6 +51,8 @@ def read_stdin(idle: float = 0.5) -> int:
             return total
         if not data:
             return total
+        if len(_STDIN_HEAD) < STDIN_HEAD_BYTES:
+            _STDIN_HEAD.extend(data[: STDIN_HEAD_BYTES - len(_STDIN_HEAD)])
         total += len(data)
 
 

@@ -1,0 +1,386 @@
+"""Copies off the host: what a provider restore cannot give back selectively, kept on the machine running opsguard.
+
+After the snapshot and before the first service-affecting step, a change playbook's copy step (a Step with
+``download``, see opsguard/plan.py) takes the verified database dump(s), the .env files, nginx sites, the
+WhatsApp session data kept on disk and, on the integrations host, the compose files and n8n's encryption
+key/config to ``<state_dir>/copies/<host>/<run>/`` (directories 0700, files 0600), with ``manifest.json``.
+On a single-slot provider (Hostinger) this is the second rollback point the one snapshot cannot give.
+
+How, and why that way:
+
+- every byte comes through READ-ONLY commands run on the change session with ``mutates=False``
+  (``find DIR -type f``, ``stat``/``sha256sum``, ``base64 -- FILE``): each is a recorded read in the
+  ledger, nothing is written on the host, and SFTP (which can write any file) is not used. base64 carries
+  the bytes intact through the text channel; they stream into the file as they arrive (memory stays
+  bounded whatever the size);
+- each file's sha256 (and size) is computed ON THE HOST first and compared with the bytes written here;
+  a mismatch fails the step (the run stops before any service stops) and the bad copy is removed;
+- SAFETY (secrets): the content is never printed, logged or put in the ledger; the ledger and the
+  manifest get names, sizes and sums; error messages carry the command's stderr, never its stdout;
+- ``check_room`` refuses, BEFORE the snapshot, a run whose copies (estimated in preflight) exceed the cap
+  or the state dir's free space; the copy step checks the real sizes again before downloading;
+- retention: after a good copy, only the last ``keep`` runs' copies of the host stay.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from opsguard import ledger as events
+from opsguard.errors import Refused, StepFailed
+from opsguard.hostfacts import parse_sha256sum
+from opsguard.plan import CopyItem, Download
+from opsguard.readonly import read_only_problem
+
+if TYPE_CHECKING:
+    from opsguard.session import ChangeSession
+
+quote = shlex.quote
+COPIES_DIR = "copies"
+MANIFEST = "manifest.json"
+CAP_VAR = "copies_max_gb"  # the var every copying playbook declares for the cap
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # smaller copies finish before a progress line would help
+_MARGIN = 1.1
+_SLACK = 16 * 1024 * 1024  # the ledger and locks need room too
+
+
+class CopyFailed(StepFailed):
+    """A copy off the host failed or came out different from the file on the host."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to copy: its name in the copy dir, where it is (for messages) and the read-only commands that
+    print its size and sum (``sum_command``) and its bytes in base64 (``download_command``)."""
+
+    name: str
+    where: str
+    sum_command: str
+    download_command: str
+    optional: bool
+    size_known: bool  # stat gives host files' sizes; container files and variables are sized by the download
+
+
+@dataclass(frozen=True)
+class CopiedFile:
+    """One file copied: its name in the copy dir, where it came from, its size and sha256."""
+
+    name: str
+    where: str
+    size: int
+    sha256: str
+
+
+def run_copy_dir(state_dir: Path, host: str, run_id: str) -> Path:
+    """Given the state dir, a host and a run id, return the directory that run's copies go to."""
+    return Path(state_dir) / COPIES_DIR / host / run_id
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:.2f} GB"
+
+
+# -- before the snapshot -------------------------------------------------------------------------------------
+
+
+def check_room(state_dir: Path, host: str, download: Download, facts: Mapping[str, str]) -> int:
+    """Given the state dir, the host, a copy step's Download and the facts read in preflight, return the estimated
+    size of the copies in bytes; raise Refused (nothing changed, no snapshot taken) when it exceeds the cap or
+    the free space of the state dir."""
+    text = str(facts.get(download.size_fact, ""))
+    if not text.isdigit():
+        raise Refused(f"host {host}: the size of the copies off the host was not measured "
+                      f"({download.size_fact}={text!r}); no snapshot was taken")
+    estimate = int(text)
+    if estimate > download.max_bytes:
+        raise Refused(f"host {host}: the copies off the host (database dump, .env files, ...) would be about "
+                      f"{_gb(estimate)}, above the cap {CAP_VAR} = {_gb(download.max_bytes)}: raise it (--var "
+                      f"{CAP_VAR}=N, or in the host's vars) if {state_dir} has room; no snapshot was taken")
+    free = free_bytes(Path(state_dir) / COPIES_DIR)
+    need = int(estimate * _MARGIN) + _SLACK
+    if free < need:
+        raise Refused(f"host {host}: the state dir {state_dir} has {_gb(free)} free; the copies off the host need "
+                      f"about {_gb(need)}: free space there or point OPSGUARD_STATE_DIR at a larger disk; "
+                      "no snapshot was taken")
+    return estimate
+
+
+def free_bytes(path: Path) -> int:
+    """Given a path (it may not exist yet), return the free bytes of the filesystem it is (or will be) on."""
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
+# -- the copy step -------------------------------------------------------------------------------------------
+
+
+def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: str,
+          progress: TextIO | None = None) -> list[CopiedFile]:
+    """Given the run's change session, a copy step's Download, the state dir and the step's name, copy every item
+    off the host, verify each against the sha256 computed on the host, write the manifest, record the copies in
+    the ledger and prune older runs' copies; return the files copied.
+
+    Raise CopyFailed (the step failed; the bad copy is removed) when a required item cannot be read, the copies
+    would exceed the cap or the free space, or a copy differs from the host's file.
+    """
+    host, run_id = session.host.name, session.run_id
+    target = run_copy_dir(state_dir, host, run_id)
+    _private_dirs(Path(state_dir), target)
+    sources, missing = _sources(session, download, host, step)
+    measured = [(source, *_host_sum(session, source, host, step)) for source in sources]
+    present = [(source, size, digest) for source, size, digest in measured if digest is not None]
+    missing += [source.where for source, _, digest in measured if digest is None]
+    total = sum(size or 0 for _, size, _ in present)
+    if total > download.max_bytes or free_bytes(target) < total * _MARGIN + _SLACK:
+        raise CopyFailed(f"host {host}: step {step!r}: the copies are {_gb(total)} (cap {CAP_VAR} = "
+                         f"{_gb(download.max_bytes)}, {_gb(free_bytes(target))} free in {state_dir})", step=step)
+    copied = []
+    for source, size, digest in present:
+        assert digest is not None
+        copied.append(_download(session, source, target, size, digest, host, step, progress))
+    manifest = {
+        "host": host, "run_id": run_id, "time": events.utc_now_text(),
+        "files": [{"name": item.name, "from": item.where, "bytes": item.size, "sha256": item.sha256} for item in copied],
+        "missing": missing,
+    }  # fmt: skip
+    _write_private(target / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    session.note(events.COPIES, dir=str(target), total_bytes=sum(item.size for item in copied), missing=missing,
+                 files=[{"name": item.name, "bytes": item.size, "sha256": item.sha256} for item in copied])
+    for removed in prune(Path(state_dir), host, download.keep, keep_run=run_id):
+        print(f"{host}: removed the copies of run {removed} (keeping the last {download.keep})", file=sys.stderr)
+    return copied
+
+
+def _private_dirs(state_dir: Path, target: Path) -> None:
+    """Create copies/, copies/<host>/ and the run's dir, each 0700 (owner only: they hold secrets)."""
+    for directory in (state_dir / COPIES_DIR, target.parent, target):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+
+
+def _sources(session: ChangeSession, download: Download, host: str, step: str) -> tuple[list[Source], list[str]]:
+    """Given the Download, return every file to copy (directories listed on the host) and the optional items missing."""
+    sources: list[Source] = []
+    missing: list[str] = []
+    for item in download.items:
+        if item.kind != "dir":
+            sources.append(_source(item, item.name, item.path))
+            continue
+        listing = _read(session, f"find {quote(item.path)} -type f", step, timeout=120)
+        if listing.exit_status != 0:
+            if item.optional:
+                missing.append(item.path)
+                continue
+            raise CopyFailed(f"host {host}: step {step!r}: cannot list {item.path} ({_stderr_tail(listing.stderr)})", step=step)
+        for path in sorted(line for line in listing.stdout.splitlines() if line.startswith(item.path.rstrip("/") + "/")):
+            relative = path[len(item.path.rstrip("/")) + 1 :]
+            if ".." in relative.split("/"):
+                raise CopyFailed(f"host {host}: step {step!r}: {path!r} does not lie under {item.path}", step=step)
+            sources.append(_source(item, f"{item.name}/{relative}", path))
+    return sources, missing
+
+
+def _source(item: CopyItem, name: str, path: str) -> Source:
+    """Given an item (or a file under a dir item), its name in the copy dir and its path, return the commands that read it."""
+    if item.kind in ("file", "dir"):
+        return Source(name, path, f"stat -c %s -- {quote(path)} && sha256sum -- {quote(path)}", f"base64 -- {quote(path)}",
+                      item.optional, size_known=True)
+    inside = f"cd {quote(item.compose_dir)} && docker compose exec -T {quote(item.service)} "
+    if item.kind == "container-file":
+        return Source(name, f"{path} in service {item.service}", inside + f"sha256sum {quote(path)}",
+                      inside + f"base64 {quote(path)}", item.optional, size_known=False)
+    # container-env: the variable's value (printenv adds a newline) piped to the host's tools: never printed as is.
+    return Source(name, f"${path} of service {item.service}", inside + f"printenv {quote(path)} | sha256sum",
+                  inside + f"printenv {quote(path)} | base64", item.optional, size_known=False)
+
+
+def _host_sum(session: ChangeSession, source: Source, host: str, step: str) -> tuple[int | None, str | None]:
+    """Given a source, return (its size or None, its sha256 on the host); (None, None) when an optional one is missing."""
+    result = _read(session, source.sum_command, step, timeout=1800)
+    if result.exit_status != 0:
+        if source.optional:
+            return None, None
+        raise CopyFailed(f"host {host}: step {step!r}: cannot read {source.where} ({_stderr_tail(result.stderr)})", step=step)
+    lines = result.stdout.splitlines()
+    try:
+        size = int(lines[0]) if source.size_known else None
+        digest = parse_sha256sum(lines[-1] if lines else "")
+    except (ValueError, IndexError):
+        raise CopyFailed(f"host {host}: step {step!r}: no size and sha256 for {source.where}", step=step) from None
+    if not source.size_known and digest == hashlib.sha256(b"").hexdigest():
+        # An unset variable (or an empty container file) pipes nothing: there is nothing to copy.
+        if source.optional:
+            return None, None
+        raise CopyFailed(f"host {host}: step {step!r}: {source.where} is empty or missing", step=step)
+    return size, digest
+
+
+def _download(session: ChangeSession, source: Source, target: Path, size: int | None, digest: str, host: str, step: str,
+              progress: TextIO | None) -> CopiedFile:
+    """Given a source and its size and sum on the host, stream its bytes into the copy dir; raise CopyFailed if they differ."""
+    final = target / source.name
+    if ".." in Path(source.name).parts or Path(source.name).is_absolute():
+        raise CopyFailed(f"host {host}: step {step!r}: {source.name!r} would land outside {target}", step=step)
+    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = final.with_name(final.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    reporter = CopyProgress(host, source.name, size, stream=progress)
+    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter)
+    try:
+        with decoder.handle:
+            # A dump of several GB: allow 5 MB/s through base64 on top of ten minutes.
+            result = _read(session, source.download_command, step, timeout=600 + (size or 0) / 5e6, on_output=decoder)
+            decoder.finish()
+    finally:
+        reporter.close()
+    problem = None
+    if result.exit_status != 0:
+        problem = f"the copy command exited {result.exit_status} ({_stderr_tail(result.stderr)})"
+    elif decoder.error:
+        problem = decoder.error
+    elif size is not None and decoder.size != size:
+        problem = f"{decoder.size} bytes arrived, the file on the host has {size}: the download is corrupted"
+    elif decoder.digest.hexdigest() != digest:
+        problem = (f"sha256 of the copy {decoder.digest.hexdigest()} differs from the host's {digest}: the download is "
+                   "corrupted")
+    if problem:
+        partial.unlink(missing_ok=True)
+        raise CopyFailed(f"host {host}: step {step!r}: copy of {source.where}: {problem}; the copy was removed "
+                         "(no service was stopped yet)", step=step)
+    os.chmod(partial, 0o600)
+    os.replace(partial, final)
+    return CopiedFile(source.name, source.where, decoder.size, digest)
+
+
+def _read(session: ChangeSession, command: str, step: str, *, timeout: float, on_output: Any = None) -> Any:
+    """Given read-only text, run it on the change session as a recorded read and return its result."""
+    problem = read_only_problem(command)
+    if problem:  # a bug in this module: a copy must never change the host
+        raise ValueError(f"copy command is not read-only ({problem}): {command}")
+    return session.run(command, mutates=False, name=f"{step}: {command}", timeout=timeout, on_output=on_output)
+
+
+def _stderr_tail(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-2:])[:300] or "no error message"
+
+
+class _Base64Writer:
+    """Decodes base64 lines as they arrive and writes the bytes, hashing them on the way (stderr lines are ignored)."""
+
+    def __init__(self, handle: Any, reporter: CopyProgress) -> None:
+        self.handle = handle
+        self.reporter = reporter
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.error: str | None = None
+        self._pending = ""
+
+    def __call__(self, stream: str, line: str) -> None:
+        if stream != "stdout" or self.error:
+            return
+        data = self._pending + line.strip()
+        cut = len(data) - len(data) % 4
+        try:
+            chunk = base64.b64decode(data[:cut], validate=True)
+        except (binascii.Error, ValueError):
+            self.error = "the copy did not arrive as base64 (the download is corrupted)"
+            return
+        self._pending = data[cut:]
+        self.handle.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self.reporter.update(self.size)
+
+    def finish(self) -> None:
+        if self._pending and not self.error:
+            self.error = "the copy ended in the middle of a base64 group (the download is truncated)"
+
+
+class CopyProgress:
+    """Progress of one large copy on a terminal: one line rewritten in place, at most five times a second.
+
+    Silent when the stream is not a terminal (cron, --json to a pipe) or the copy is small.
+    """
+
+    def __init__(self, host: str, name: str, total: int | None, *, stream: TextIO | None = None,
+                 minimum: int = PROGRESS_MIN_BYTES) -> None:
+        self.stream = stream or sys.stderr
+        self.host, self.name, self.total = host, name, total
+        self.enabled = bool(total and total >= minimum and _is_terminal(self.stream))
+        self._shown = 0.0
+        self._done = 0
+
+    def update(self, done: int) -> None:
+        """Given the bytes copied so far, redraw the line when a fifth of a second has passed."""
+        self._done = done
+        now = time.monotonic()
+        if self.enabled and now - self._shown >= 0.2:
+            self._shown = now
+            self._draw()
+
+    def close(self) -> None:
+        """End the progress line (drawn once more at its final value)."""
+        if self.enabled:
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self) -> None:
+        assert self.total
+        percent = min(100, int(self._done * 100 / self.total))
+        self.stream.write(f"\r{self.host}: copying {self.name} off the host: {percent:3d}% "
+                          f"({self._done / 2**20:.0f} of {self.total / 2**20:.0f} MiB)")
+        self.stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Given a path and bytes, write them whole as a 0600 file (through a temporary name)."""
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
+
+
+# -- retention -----------------------------------------------------------------------------------------------
+
+
+def host_copy_runs(state_dir: Path, host: str) -> list[str]:
+    """Given the state dir and a host, return the run ids that have copies, oldest first (run ids sort by time)."""
+    directory = Path(state_dir) / COPIES_DIR / host
+    if not directory.is_dir():
+        return []
+    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir())
+
+
+def prune(state_dir: Path, host: str, keep: int, *, keep_run: str) -> Iterator[str]:
+    """Given the state dir, a host, how many runs' copies to keep and the run whose copies must stay, remove the
+    oldest beyond ``keep`` and yield each removed run id."""
+    runs = [run for run in host_copy_runs(state_dir, host) if run != keep_run]
+    excess = len(runs) + 1 - max(1, keep)
+    for run in runs[: max(0, excess)]:
+        shutil.rmtree(Path(state_dir) / COPIES_DIR / host / run)
+        yield run
