@@ -25,9 +25,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opsguard.errors import ConfigError
-from opsguard.hostfacts import parse_free
+from opsguard.hostfacts import CHANNEL_QUERY_FAILED, CHANNEL_ROWS_MARK, parse_channel_probe, parse_free
 from opsguard.inventory import Host
-from opsguard.playbooks.common import name_param, number_param, path_param, paths_param, read_only_psql
+from opsguard.playbooks.common import (
+    CHANNEL_VARS,
+    ChannelTable,
+    channel_advice,
+    channel_probe_command,
+    channel_table_param,
+    channel_table_problem,
+    name_param,
+    number_param,
+    path_param,
+    paths_param,
+)
 from opsguard.probes import (
     CLOCK,
     Section,
@@ -72,11 +83,8 @@ VARS: dict[str, Any] = {
     "tls_address": "",  # connect here instead of the name itself ("host:port"; the name is still sent as SNI)
     "tls_warn_days": 21,
     "tls_fail_days": 7,
-    "whatsapp_check": True,
-    "whatsapp_table": "Whatsapps",  # Zpro renames models (WhatsappZPRO): table and columns are vars
-    "whatsapp_name_column": "name",
-    "whatsapp_status_column": "status",
-    "whatsapp_type_column": "type",
+    # The WhatsApp channel table: the upgrade's vars (Zpro renames models; channels_table "" = no channels).
+    **CHANNEL_VARS,
     "security_updates_warn": 1,  # warning from this many pending security updates
     "reboot_required_file": "/var/run/reboot-required",
 }
@@ -114,7 +122,7 @@ class HealthParams:
     tls_from_env: bool
     tls_address: str
     tls_days: tuple[int, int]
-    whatsapp_query: str | None
+    channels: ChannelTable | None
     security_updates_warn: int
     reboot_required_file: str
 
@@ -143,11 +151,6 @@ def health_params(host: Host, params: Mapping[str, Any]) -> HealthParams:
     address = params.get("tls_address")
     if not isinstance(address, str) or (address and not _TLS_NAME.fullmatch(address)):
         raise ConfigError(f"param tls_address: must be \"\" or host:port (got {address!r})")
-    whatsapp = None
-    if zpro and params.get("whatsapp_check"):
-        table = _identifier(params, "whatsapp_table")
-        columns = [_identifier(params, key) for key in ("whatsapp_name_column", "whatsapp_status_column", "whatsapp_type_column")]
-        whatsapp = f'select {", ".join(f"{chr(34)}{column}{chr(34)}" for column in columns)} from "{table}" order by 1'
     return HealthParams(
         zpro=zpro,
         integrations=integrations,
@@ -170,7 +173,7 @@ def health_params(host: Host, params: Mapping[str, Any]) -> HealthParams:
         tls_from_env=bool(params.get("tls_from_env")),
         tls_address=address,
         tls_days=(int(number_param(params, "tls_warn_days")), int(number_param(params, "tls_fail_days"))),
-        whatsapp_query=whatsapp,
+        channels=channel_table_param(params) if zpro else None,
         security_updates_warn=int(number_param(params, "security_updates_warn", minimum=1)),
         reboot_required_file=path_param(params, "reboot_required_file"),
     )
@@ -228,11 +231,12 @@ def probe_sections(settings: HealthParams) -> list[Section]:
         sections.append(Section("env", f"grep -E '^(BACKEND_URL|FRONTEND_URL|PORT)=' {env_file}"))
         sections.append(Section("http:backend", f"port={_env_value(env_file, 'PORT', '0-9')}; "
                                                 + _curl('"http://localhost:${port:-3000}/"', settings.http_timeout)))
-        if settings.whatsapp_query:
-            psql = read_only_psql(settings.db_container, '"$db_user"', '"$db_name"', settings.whatsapp_query)
+        if settings.channels is not None:
+            # The upgrade's own channel probe, in a subshell: it exits early when the column query fails.
+            probe = channel_probe_command(settings.db_container, '"$db_user"', '"$db_name"', settings.channels)
             sections.append(Section("whatsapp", f"db_user={_env_value(env_file, 'POSTGRES_USER', 'A-Za-z0-9_.-')}; "
                                                 f"db_name={_env_value(env_file, 'POSTGRES_DB', 'A-Za-z0-9_.-')}; "
-                                                f"if [ -n \"$db_user\" ] && [ -n \"$db_name\" ]; then {psql}; "
+                                                f"if [ -n \"$db_user\" ] && [ -n \"$db_name\" ]; then (\n{probe}\n); "
                                                 f"else echo {NO_DB_SETTINGS}; fi"))
     for name, url, _ in settings.endpoints:
         sections.append(Section(f"http:{name}", _curl(quote(url), settings.http_timeout)))
@@ -298,8 +302,8 @@ def evaluate_host(
     results += _containers(settings, sections.get("containers"))
     for name, url, accepts in (("backend", "", "any"), *settings.endpoints) if settings.zpro else settings.endpoints:
         results.append(_http(name, url, accepts, sections.get(f"http:{name}")))
-    if settings.zpro and settings.whatsapp_query:
-        results += _whatsapp(sections.get("whatsapp"))
+    if settings.zpro and settings.channels is not None:
+        results += _whatsapp(sections.get("whatsapp"), settings.channels)
     for index, (name, address) in enumerate(tls):
         results.append(_certificate(settings, name, address, sections.get(f"tls:{index}"), clock.now))
     results += _security(host, settings, sections.get("security"))
@@ -465,38 +469,50 @@ def _http(name: str, url: str, accepts: str, section: SectionOutput | None) -> C
     return CheckResult(check, FAILED, f"{name}: {target} answered HTTP {code} (expected {expected})", facts)
 
 
-def _whatsapp(section: SectionOutput | None) -> list[CheckResult]:
+def _without_error_lines(text: str) -> str:
+    """Given the channel probe's section (stderr merged in), return it without psql's error lines after the rows mark
+    when the SELECT failed: the failure marker says it, and the column list says why (a missing table or column)."""
+    lines = text.splitlines()
+    stripped = [line.strip() for line in lines]
+    if CHANNEL_QUERY_FAILED not in stripped or CHANNEL_ROWS_MARK not in stripped:
+        return text
+    head = lines[: stripped.index(CHANNEL_ROWS_MARK) + 1]
+    return "\n".join([*head, CHANNEL_QUERY_FAILED]) + "\n"
+
+
+def _whatsapp(section: SectionOutput | None, table: ChannelTable) -> list[CheckResult]:
+    """Given the channel probe's section and the table it read, return one result per channel not CONNECTED, then the count."""
     if (problem := _unread("whatsapp", section)) or section is None:
         return [problem] if problem else []
     text = section.text.strip()
     if NO_DB_SETTINGS in text.split():
         return [CheckResult("whatsapp", UNKNOWN, "POSTGRES_USER / POSTGRES_DB not found in the backend's .env")]
-    if section.status != 0:
-        return [CheckResult("whatsapp", UNKNOWN, f"the channel query failed: {text.splitlines()[-1][:160] if text else 'no output'}")]
-    channels = []
-    for line in text.splitlines():
-        parts = line.rsplit("|", 2)
-        if len(parts) == 3:
-            channels.append((parts[0], parts[1].strip(), parts[2].strip()))
+    try:
+        probe = parse_channel_probe(_without_error_lines(section.text))
+    except ValueError:
+        last = text.splitlines()[-1][:160] if text else "no output"
+        return [CheckResult("whatsapp", UNKNOWN, f"the channel query failed: {last}")]
+    if (missing := channel_table_problem(probe, table)) is not None:
+        return [CheckResult("whatsapp", UNKNOWN, missing)]
+    if probe.query_failed:
+        return [CheckResult("whatsapp", UNKNOWN, f"the SELECT of the channels in table {table.table!r} failed")]
     results = []
-    connected = [name for name, status, _ in channels if status == CONNECTED]
-    for name, status, kind in channels:
-        facts = {"channel": name, "status": status, "type": kind}
-        if status == CONNECTED:
+    for channel in probe.channels:
+        if channel.connected:
             continue
-        if status in CONNECTING:
-            results.append(CheckResult("whatsapp", WARNING, f"WhatsApp channel {name} ({kind}) is {status} (still connecting)", facts))
-        elif status.lower() == "qrcode":
-            results.append(CheckResult("whatsapp", FAILED, f"WhatsApp channel {name} ({kind}) lost its session: "
-                                       "someone must scan the QR code again", facts))
+        facts = {"channel": channel.name, "id": channel.id, "tenant": channel.tenant, "status": channel.status, "type": channel.type}
+        if channel.status in CONNECTING:
+            who = f"{channel.name!r} (id {channel.id}, tenant {channel.tenant}, {channel.type or 'type unknown'})"
+            results.append(CheckResult("whatsapp", WARNING, f"{who} is {channel.status} (still connecting)", facts))
         else:
-            results.append(CheckResult("whatsapp", FAILED, f"WhatsApp channel {name} ({kind}) is {status}", facts))
-    if not channels:
+            results.append(CheckResult("whatsapp", FAILED, channel_advice(channel, channel.id, "now"), facts))
+    connected = [channel.name for channel in probe.channels if channel.connected]
+    if not probe.channels:
         results.append(CheckResult("whatsapp", WARNING, "no WhatsApp channel in the database", {"channels": 0}))
     elif connected:
-        results.append(CheckResult("whatsapp", OK, f"{len(connected)} of {len(channels)} WhatsApp channel(s) connected",
-                                   {"connected": connected, "channels": len(channels)},
-                                   gauges={"connected": float(len(connected)), "channels": float(len(channels))}))
+        results.append(CheckResult("whatsapp", OK, f"{len(connected)} of {len(probe.channels)} WhatsApp channel(s) connected",
+                                   {"connected": connected, "channels": len(probe.channels)},
+                                   gauges={"connected": float(len(connected)), "channels": float(len(probe.channels))}))
     return results
 
 

@@ -321,7 +321,7 @@ class SandboxHosts:
         (host.root / "responses.counts").unlink(missing_ok=True)
 
     def set_stub_state(self, name: str, key: str, value: Any) -> None:
-        """Given a host, a stub-state key ("containers", "pm2", "whatsapps"; see stub.py) and plain data, script that
+        """Given a host, a stub-state key ("containers", "pm2", "channels"; see stub.py and stubs/channels.py) and plain data, script that
         part of the host's history as the stubs will report it."""
         directory = self.host(name).root / "stub-state"
         directory.mkdir(exist_ok=True)

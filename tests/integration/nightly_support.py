@@ -171,7 +171,17 @@ def new_world(hosts: SandboxHosts, tmp_path: Path, state_dir: Path, monkeypatch:
         monkeypatch.delenv(name, raising=False)
     world = NightlyWorld(hosts=hosts, inventory=tmp_path / "inventory.toml", state_dir=state_dir)
     world.write_inventory()
+    for name in ("chat", "chat2"):
+        # A healthy baseline: the sandbox's default channel table has one channel long DISCONNECTED (what the
+        # upgrade tests need); health would rightly fail on it.
+        hosts.set_stub_state(name, "channels", HEALTHY_CHANNELS)
     return world
+
+
+HEALTHY_CHANNELS = [
+    {"id": 1, "name": "Atendimento", "type": "baileys", "tenantId": 1, "status": "CONNECTED", "since": 0.0},
+    {"id": 2, "name": "Oficial", "type": "waba", "tenantId": 2, "status": "CONNECTED", "since": 0.0},
+]
 
 
 def checks(document: Mapping[str, Any], host: str, check: str | None = None) -> list[dict[str, Any]]:

@@ -73,15 +73,34 @@ def test_health_warns_when_certificate_expires_within_warning_days(world: Nightl
     assert tls["state"] == "warning" and 14 <= tls["facts"]["days_left"] <= 15
 
 
-def test_health_fails_naming_disconnected_whatsapp_channel(world: NightlyWorld) -> None:
-    world.hosts.set_stub_state("chat2", "whatsapps", [["Atendimento", "CONNECTED", "baileys"], ["Vendas", "DISCONNECTED", "baileys"]])
+def test_health_fails_naming_each_channel_not_connected_with_its_tenant(world: NightlyWorld) -> None:
+    """health reads the channels with the upgrade's probe (one sandbox model of the table): a lost session fails,
+    naming the channel and its tenant; one still connecting is a warning."""
+    world.hosts.set_stub_state("chat2", "channels", [
+        {"id": 1, "name": "Atendimento", "type": "baileys", "tenantId": 1, "status": "CONNECTED", "since": 0.0},
+        {"id": 2, "name": "Vendas", "type": "baileys", "tenantId": 3, "status": "qrcode", "since": 0.0},
+        {"id": 3, "name": "Suporte", "type": "baileys", "tenantId": 2, "status": "OPENING", "since": 4.0e9},
+    ])
     before = world.session_counts()
-    result = world.cli("health", "chat2")
-    assert result.exit_code == 1
-    assert "chat2: WhatsApp channel Vendas (baileys) is DISCONNECTED" in result.stderr.splitlines()
+    code, document = world.report("health", "chat2")
+    assert code == 1
+    found = {(item["state"], item["message"]) for item in checks(document, "chat2", "whatsapp")}
+    assert any(state == "failed" and "'Vendas'" in message and "tenant 3" in message and "scan the QR code" in message
+               for state, message in found)
+    assert ("warning", "'Suporte' (id 3, tenant 2, baileys) is OPENING (still connecting)") in found
     world.assert_read_only_since(before)
     psql = [call for call in world.hosts.commands("chat2") if "psql" in call]
     assert psql and all("PGOPTIONS=-c default_transaction_read_only=on" in call for call in psql)
+
+
+def test_health_reads_a_renamed_channel_table_through_the_upgrades_var(world: NightlyWorld) -> None:
+    world.hosts.set_channels("chat2", table="WhatsappsZPRO")
+    code, document = world.report("health", "chat2")
+    [unknown] = checks(document, "chat2", "whatsapp")
+    assert (code, unknown["state"]) == (4, "unknown") and "channels_table" in unknown["message"]
+    world.set_vars("chat2", channels_table="WhatsappsZPRO")
+    code, document = world.report("health", "chat2")
+    assert code == 0 and [item["state"] for item in checks(document, "chat2", "whatsapp")] == ["ok"]
 
 
 def test_health_fails_when_pm2_process_restart_loops_since_last_run(world: NightlyWorld) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsguard import health
+from opsguard.hostfacts import CHANNEL_COLUMNS_MARK, CHANNEL_ROWS_MARK
 from opsguard.inventory import Host
 from opsguard.probes import SectionOutput
 from opsguard.report import FAILED, OK, UNKNOWN, WARNING
@@ -24,11 +25,13 @@ PM2 = [{"name": name, "pm2_env": {"status": "online", "restart_time": 2, "pm_upt
 CONTAINERS = ("/postgresql|2024-11-25T02:59:58Z|sha256:a|postgres:14.11|running|2024-11-25T03:00:00Z|0|always|{\"Status\":\"healthy\"}\n"
               "/redis-zpro|2024-11-25T02:59:58Z|sha256:b|redis:7.2.4|running|2024-11-25T03:00:00Z|0|always|null\n")
 
+CHANNEL_PROBE = f"{CHANNEL_COLUMNS_MARK}\nid\nname\nstatus\ntype\ntenantId\n{CHANNEL_ROWS_MARK}\n1|CONNECTED|baileys|1|Atendimento\n"
+
 
 def sections(**texts: str) -> dict[str, SectionOutput]:
     base = {"clock": f"{int(NOW.timestamp())}\n+0000\n", "disk": "Use% IUse% Mounted on\n 40%   10% /\n",
             "memory": FREE, "security": "", "reboot": "not-required", "containers": CONTAINERS, "pm2": json.dumps(PM2),
-            "env": "", "http_backend": "404", "http_frontend": "200", "whatsapp": "Atendimento|CONNECTED|baileys"}
+            "env": "", "http_backend": "404", "http_frontend": "200", "whatsapp": CHANNEL_PROBE}
     base.update(texts)
     return {name.replace("http_", "http:").replace("tls_", "tls:"): SectionOutput(text, 0) for name, text in base.items()}
 
@@ -89,21 +92,44 @@ def test_health_containers_fail_when_unhealthy_exited_or_missing() -> None:
     assert (FAILED, "container redis-zpro does not exist") in states(checked(containers=only_db), "containers")
 
 
-def test_health_whatsapp_channels_by_status() -> None:
-    rows = "Atendimento|CONNECTED|baileys\nVendas|DISCONNECTED|baileys\nSuporte|qrcode|baileys\nNovo|OPENING|baileys"
-    found = states(checked(whatsapp=rows), "whatsapp")
-    assert (FAILED, "WhatsApp channel Vendas (baileys) is DISCONNECTED") in found
-    assert (FAILED, "WhatsApp channel Suporte (baileys) lost its session: someone must scan the QR code again") in found
-    assert (WARNING, "WhatsApp channel Novo (baileys) is OPENING (still connecting)") in found
+def channel_probe(*rows: str, columns: tuple[str, ...] = ("id", "name", "session", "status", "type", "tenantId")) -> str:
+    """What the shared channel probe (the upgrade's, opsguard/playbooks/common.py) prints: columns, then id|status|type|tenant|name."""
+    return "\n".join([CHANNEL_COLUMNS_MARK, *columns, CHANNEL_ROWS_MARK, *rows]) + "\n"
+
+
+def test_health_whatsapp_channels_by_status_name_tenant_and_what_to_do() -> None:
+    probe = channel_probe("1|CONNECTED|baileys|1|Atendimento", "2|DISCONNECTED|baileys|1|Vendas",
+                          "3|qrcode|baileys|2|Suporte", "4|OPENING|baileys|2|Novo")
+    found = states(checked(whatsapp=probe), "whatsapp")
     assert (OK, "1 of 4 WhatsApp channel(s) connected") in found
+    [vendas] = [message for state, message in found if state == FAILED and "'Vendas'" in message]
+    assert "tenant 1" in vendas and "DISCONNECTED: reconnect it in Zpro" in vendas
+    [suporte] = [message for state, message in found if state == FAILED and "'Suporte'" in message]
+    assert "tenant 2" in suporte and "must scan the QR code again" in suporte
+    assert (WARNING, "'Novo' (id 4, tenant 2, baileys) is OPENING (still connecting)") in found
+
+
+def test_health_whatsapp_missing_table_is_unknown_naming_the_var() -> None:
+    """Zpro renames its models: a table the probe cannot find is "cannot tell" (exit 4), naming the var to set."""
+    [(state, message)] = states(checked(whatsapp=channel_probe(columns=())), "whatsapp")
+    assert state == UNKNOWN and "no table 'Whatsapps'" in message and "channels_table" in message
+
+
+def test_health_whatsapp_reads_the_upgrades_channel_vars() -> None:
+    """One set of vars names the channel table for the upgrade and for health: set once per host."""
+    renamed = health.health_params(CHAT, {**health.VARS, "channels_table": "WhatsappsZPRO", "channel_tenant_column": "tenant"})
+    [section] = [section for section in health.probe_sections(renamed) if section.name == "whatsapp"]
+    assert 'from "WhatsappsZPRO"' in section.body and '"tenant"' in section.body
+    none = health.health_params(CHAT, {**health.VARS, "channels_table": ""})
+    assert not [section for section in health.probe_sections(none) if section.name == "whatsapp"]
 
 
 def test_health_whatsapp_unknown_when_query_fails() -> None:
     settings = health.health_params(CHAT, dict(health.VARS))
     failing = sections()
-    failing["whatsapp"] = SectionOutput('ERROR:  relation "Whatsapps" does not exist', 1)
+    failing["whatsapp"] = SectionOutput('ERROR:  could not connect to server', 2)
     outcome = health.evaluate_host(CHAT, settings, failing)
-    assert states(outcome, "whatsapp") == [(UNKNOWN, 'the channel query failed: ERROR:  relation "Whatsapps" does not exist')]
+    assert states(outcome, "whatsapp") == [(UNKNOWN, "the channel query failed: ERROR:  could not connect to server")]
     assert outcome.result.exit_code == 4
 
 

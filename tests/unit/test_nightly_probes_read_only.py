@@ -79,7 +79,7 @@ def test_audit_params_raise_config_error_when_path_var_unsafe(bad: dict[str, Any
         audit.audit_params(host(("zpro",)), {**audit.VARS, **bad})
 
 
-@pytest.mark.parametrize("bad", [{"whatsapp_table": 'Whatsapps"; drop table x; --'}, {"tls_names": ["a b"]},
+@pytest.mark.parametrize("bad", [{"channels_table": 'Whatsapps"; drop table x; --'}, {"tls_names": ["a b"]},
                                  {"http_urls": ["http://x/$(reboot)"]}, {"disk_warn_percent": 95}])
 def test_health_params_raise_config_error_when_var_unsafe(bad: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

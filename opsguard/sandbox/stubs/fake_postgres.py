@@ -12,7 +12,7 @@ archive's migrations back (what `pg_restore --clean` of a pre-migration dump doe
 
 from __future__ import annotations
 
-from .core import REFUSED_OUTSIDE, Call, err, load_state, options_and_words, out, out_bytes
+from .core import REFUSED_OUTSIDE, Call, err, options_and_words, out, out_bytes
 from .migrations import applied_migrations, save_applied_migrations
 from .recording import stdin_head
 
@@ -132,12 +132,6 @@ def psql_answer(call: Call, args: list[str]) -> int:
     if query is None:
         return 0
     lowered = query.lower()
-    if '"whatsapps"' in lowered and "translate(" not in lowered:
-        # The Zpro channel table: columns as the query names them (name, status, type), "|" between them.
-        # A test scripts the rows through stub-state "whatsapps": [[name, status, type], ...].
-        rows = load_state(call, "whatsapps", [["Atendimento", "CONNECTED", "baileys"], ["Vendas", "CONNECTED", "baileys"]])
-        out("".join("|".join(str(value) for value in row) + "\n" for row in rows))
-        return 0
     if "information_schema.columns" in lowered or ('from "' in lowered and '"sequelizemeta"' not in lowered):
         return channel_answer(call, query)
     if '"sequelizemeta"' in lowered:
