@@ -107,6 +107,79 @@ REVIEW_BYPASSES = {
  "certbot": "certbot certificates",
 }
 
+# A second review: each text below was accepted and changed something when bash ran it (texts verbatim).
+_PSQL_LOCAL = "PGOPTIONS='-c default_transaction_read_only=on' psql -X -h /tmp/rv/pg -p 55432 -U postgres "
+_PM2_LISTING_BEFORE = 'if pm2_pid=$(cat "$HOME/.pm2/pm2.pid" 2>/dev/null) && [ -n "$pm2_pid" ] && [ -d "/proc/$pm2_pid" ]; then pm2 jlist; else echo pm2_not_running; fi'
+SECOND_REVIEW_BYPASSES = {
+ 'c1a_dq_dollar_squote': 'echo "$\'" ; touch /tmp/rv/w/pwn2 ; echo "\'"',
+ 'c1b_dq_dollar_dquote': 'echo "$" ; touch /tmp/rv/w/pwn3 ; echo " "',
+ 'c1c_ansi_c_escaped_quote': "echo $'\\' ' ; touch /tmp/rv/w/pwn1 ; # '",
+ 'c1d_dq_line_continuation': 'echo "$\\\n(touch /tmp/rv/w/pwn_dqcont)"',
+ 'c1e_heredoc_continued_delimiter': 'cat <<\\\nE\n$(touch /tmp/rv/w/pwn_hdcont)\nE\n',
+ 'c1f_heredoc_ansi_delimiter': "cat <<$'E'\nE\ntouch /tmp/rv/w/pwn_hdansi\n$'E'\n",
+ 'c1g_backquote_unescaping': 'echo `echo "\\$(touch /tmp/rv/w/pwn_bt)"`',
+ 'c1h_quoted_for': '\\for x in a || touch /tmp/rv/w/pwn4;',
+ 'c1h_for_after_assignment': 'x=1 for y in a || touch /tmp/rv/w/pwn6\n',
+ 'c1i_quoted_case': "'case' y in\ntouch /tmp/rv/w/pwn5\nesac",
+ 'c1i_case_after_assignment': 'x=1 case y in\ntouch /tmp/rv/w/pwn5\nesac',
+ 'c1i_case_after_redirect': '>/dev/null case y in\ntouch /tmp/rv/w/pwn5\nesac',
+ 'c1i_case_quoted_esac': 'x=1 case y in\ntouch /tmp/rv/w/pwn_case2\n\\esac',
+ 'c1_nested_sudo_sh': 'sudo -n -u www-data sh -c \'echo "$\'"\'"\'" ; touch /tmp/rv/w/pwn_nested ; echo "\'"\'"\'"\'',
+ 'c1_nested_docker_exec_sh': 'docker exec web sh -c \'echo "$" ; rm -rf /data ; echo " "\'',
+ 'c1_nested_timeout_sh': "timeout 5 sh -c '\\for x in a || touch /tmp/rv/w/pwn_t;'",
+ 'c2_tilde_oldpwd_find': ': ${OLDPWD:=-delete}; find /victim ~-',
+ 'c2_tilde_oldpwd_sed': ': ${OLDPWD:=-i}; sed s/a/b/ ~- f',
+ 'c2_tilde_oldpwd_sort': ': ${OLDPWD:=--output=/x}; sort ~- /etc/hostname',
+ 'c2_tilde_oldpwd_apt_get': ': ${OLDPWD:=-oAPT::Get::Simulate=false}; apt-get -s install ~- cowsay',
+ 'c2_tilde_oldpwd_fuser': ': ${OLDPWD:=-k}; fuser -v ~- /var/lib/dpkg/lock',
+ 'c2_tilde_oldpwd_iptables': ': ${OLDPWD:=-Z}; iptables -L ~-',
+ 'c2_tilde_oldpwd_compose': ': ${OLDPWD:=-o/tmp/x.yml}; docker compose config ~-',
+ 'c2_tilde_oldpwd_printf': ": ${OLDPWD:=-v}; printf ~- 'a[$(touch /tmp/x)]' y",
+ 'c3_sed_address_e': "echo hi | sed -n '/\\|\\/,/e touch pwned #/p'",
+ 'c3_sed_address_w': "sed -n '/\\|\\/,/w victim/p' /etc/hostname",
+ 'c4_awk_regex_with_quote': 'awk \'BEGIN { x = /"/; print "touch x" | "sh" }\'',
+ 'c4_awk_continued_pipe': 'awk \'BEGIN{print "touch x" \\\n| "sh"}\'',
+ 'c4_awk_comma_newline': 'awk \'BEGIN{print 1,\n2 > "/tmp/x"}\'',
+ 'c4_gawk_load_rwarray': 'gawk \'@load "rwarray"; BEGIN { a[1] = 1; writea("/tmp/x/pwn", a) }\'',
+ 'c4_gawk_include_inplace': 'gawk \'@include "inplace"; { print "x" }\' /etc/hosts',
+ 'c4_gawk_load_fork': 'gawk \'@load "fork"; BEGIN { fork() }\'',
+ 'c5_docker_exec_split_container': "c='-d web rm -rf /data'; docker exec $c cat /etc/hostname",
+ 'c5_compose_exec_split_service': "s='-d web rm -rf /data'; docker compose exec $s cat /etc/hostname",
+ 'c6_printf_computed_v': 'x=-v; printf "$x" \'a[$(touch x)]\' y',
+ 'c6_test_computed_v': 'x=-v; test "$x" \'a[$(touch x)]\'',
+ 'c6_wait_p': "sleep 0 & wait -n -p 'a[$(touch x)]'",
+ 'c7_dev_tcp_computed_dup0': 'h=127.0.0.1; printf "FLUSHALL\\r\\n" < /dev/tcp/$h/16379 >&0',
+ 'c7_fd_variable': "h=127.0.0.1; printf 'x' {s}</dev/tcp/$h/16379 >&10",
+ 'h1_conninfo_options': _PSQL_LOCAL + "-d 'dbname=postgres options=-cdefault_transaction_read_only=off' -tAc 'select nextval/**/(1::regclass) from users limit 1'",
+ 'h1_conninfo_user_function': _PSQL_LOCAL + "-d 'dbname=postgres options=-cdefault_transaction_read_only=off' -tAc 'select cleanup/**/()'",
+ 'h1_uri_options': _PSQL_LOCAL + "-d 'postgresql:///postgres?options=-cdefault_transaction_read_only%3Doff' -tAc 'select id from users for update'",
+ 'h1_computed_dbname': "db='dbname=postgres options=-cdefault_transaction_read_only=off'; " + _PSQL_LOCAL + '-d "$db" -tAc \'select id from users for update\'',
+ 'h1_comment_stat_reset': _PSQL_LOCAL + "-tAc 'select pg_stat_reset/**/()'",
+ 'h1_uescape_terminate': _PSQL_LOCAL + '-tAc "select U&\\"!0070g_terminate_backend\\" UESCAPE \'!\' (pid) from pg_stat_activity where application_name = \'victim\'"',
+ 'h1_uescape_reload': _PSQL_LOCAL + '-tAc "select U&\\"!0070g_reload_conf\\" UESCAPE \'!\' ()"',
+ 'h1_uescape_set_config': _PSQL_LOCAL + '-tAc "select U&\\"!0073et_config\\" UESCAPE \'!\' (\'default_transaction_read_only\',\'off\',false)"',
+ 'h1_comment_restore_point': _PSQL_LOCAL + '-tAc "select pg_create_restore_point/**/(\'x\')"',
+ 'h1_comment_notify': _PSQL_LOCAL + '-tAc "select pg_notify/**/(\'c\', \'x\')"',
+ 'h1_comment_advisory_lock': _PSQL_LOCAL + "-tAc 'select pg_advisory_lock/**/(1)'",
+ 'h1_comment_current_xact_id': _PSQL_LOCAL + "-tAc 'select pg_current_xact_id/**/()'",
+ 'h1_comment_sleep': _PSQL_LOCAL + "-tAc 'select pg_sleep/**/(1)'",
+ 'h1_sudo_drops_pgoptions': "PGOPTIONS='-c default_transaction_read_only=on' sudo -u postgres psql -X -tAc 'select 1'",
+ 'h1_sudo_i_drops_pgoptions': "PGOPTIONS='-c default_transaction_read_only=on' sudo -n -iu postgres psql -X -tAc 'select 1'",
+ 'h1_env_sudo_drops_pgoptions': "env PGOPTIONS='-c default_transaction_read_only=on' sudo -u postgres psql -tAc 'select 1'",
+ 'h1_docker_exec_drops_pgoptions': "PGOPTIONS='-c default_transaction_read_only=on' docker exec db psql -tAc 'select 1'",
+ 'h2_pm2_listing_as_argument': 'pm2_pid=1; if : ' + _PM2_LISTING_BEFORE + '',
+ 'h3_curl_header_crlf': "curl -s -H 'X: a\r\nContent-Length: 0\r\n\r\nDELETE /api/x HTTP/1.1\r\nHost: x' http://127.0.0.1:1/",
+ 'h3_curl_write_out_stdin': "printf '%%output{/tmp/rv/w/pwn_curl}x' | curl -s -o /dev/null -w @- http://127.0.0.1:1/",
+ 'h3_curl_write_out_file': 'curl -s -o /dev/null -w @/tmp/x/fmt http://127.0.0.1:1/',
+ 'h4_openssl_s_client_piped': "(sleep 1; printf 'POST /admin/drop HTTP/1.0\\r\\n\\r\\n'; sleep 1) | openssl s_client -connect 127.0.0.1:18444 -brief",
+ 'm1_watchdog': 'head -c0 /dev/watchdog',
+ 'm1_kmsg': 'head -c 4096 /proc/kmsg',
+ 'm1_initctl_fifo': 'cat /run/initctl',
+ 'l1_http_proxy': 'http_proxy=http://127.0.0.1:6379 curl -s http://x/',
+ 'l1_https_proxy': 'https_proxy=http://127.0.0.1:6379 curl -s https://x/',
+ 'l1_all_proxy': 'all_proxy=socks5://127.0.0.1:6379 curl -s http://x/',
+}
+
 CHANGES = [
     "echo \"$(( $(date +%s) - 5 ))\"",  # arithmetic evaluates variables as expressions: refused outright
     "rm -rf /tmp/x",
@@ -179,6 +252,11 @@ def test_readonly_refuses_text_that_may_change_the_host(text: str) -> None:
 @pytest.mark.parametrize("name", sorted(REVIEW_BYPASSES))
 def test_readonly_refuses_each_bypass_a_review_found(name: str) -> None:
     assert read_only_problem(REVIEW_BYPASSES[name]) is not None, REVIEW_BYPASSES[name]
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_REVIEW_BYPASSES))
+def test_readonly_refuses_each_bypass_the_second_review_found(name: str) -> None:
+    assert read_only_problem(SECOND_REVIEW_BYPASSES[name]) is not None, SECOND_REVIEW_BYPASSES[name]
 
 
 def test_readonly_problem_names_the_offending_command() -> None:
