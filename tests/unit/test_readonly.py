@@ -180,6 +180,38 @@ SECOND_REVIEW_BYPASSES = {
  'l1_all_proxy': 'all_proxy=socks5://127.0.0.1:6379 curl -s http://x/',
 }
 
+# Whole categories the parser refuses rather than models (each is where bash and a simple reading can differ).
+REFUSED_CATEGORIES = [
+    "echo `echo hi`",  # backquotes
+    "echo \"a $(echo `echo hi`)\"",
+    "echo $'a'",  # $'...' and $"..." everywhere, inside double quotes too
+    'echo $"a"',
+    "echo \"$'\"",
+    "echo \"$\"",
+    "echo a \\\nb",  # backslash-newline outside single quotes
+    'echo "a\\\nb"',
+    "cat <<\\E\nbody\nE\n",  # here-document delimiters: [A-Za-z0-9_]+, bare or wholly quoted
+    "cat <<E'F'\nbody\nEF\n",
+    "cat <<'E-F'\nbody\nE-F\n",
+    "echo $(cat <<'E'\n)\nE\n)",  # a here-document inside $(...)
+    "echo a\rb",  # control characters other than tab and newline
+    "echo a\x1b[2J",
+    "sed s/a/b/ ~",  # an unquoted tilde is computed
+    "find /victim ~-",
+    "sort ~+ /etc/hostname",
+    "echo ${x=1}",  # ${...} that assigns, or with an upper-case name
+    "echo ${x:=1}",
+    "echo ${HOME:-/}",
+    "\\if true; then echo; fi",  # a reserved word only unquoted and first in its command
+    "'for' x in a; do echo; done",
+    "x=1 if true; then echo; fi",
+    ">/dev/null for x in a; do echo; done",
+    "case x in a) echo;; \\esac",
+    "for 'x' in a; do echo; done",
+    "for x 'in' a; do echo; done",
+    "echo {fd}</etc/hostname",  # {name}< opens and names a descriptor
+]
+
 CHANGES = [
     "echo \"$(( $(date +%s) - 5 ))\"",  # arithmetic evaluates variables as expressions: refused outright
     "rm -rf /tmp/x",
@@ -257,6 +289,11 @@ def test_readonly_refuses_each_bypass_a_review_found(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SECOND_REVIEW_BYPASSES))
 def test_readonly_refuses_each_bypass_the_second_review_found(name: str) -> None:
     assert read_only_problem(SECOND_REVIEW_BYPASSES[name]) is not None, SECOND_REVIEW_BYPASSES[name]
+
+
+@pytest.mark.parametrize("text", REFUSED_CATEGORIES)
+def test_readonly_refuses_a_whole_category_where_bash_could_read_the_text_differently(text: str) -> None:
+    assert read_only_problem(text) is not None, text
 
 
 def test_readonly_problem_names_the_offending_command() -> None:
