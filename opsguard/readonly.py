@@ -253,8 +253,13 @@ def _awk(args: list[Word], context: _Context) -> str | None:
     return None
 
 
-_SED_SUBSTITUTE = re.compile(r"s(?P<d>[^\\\n])(?:(?!(?P=d)).|\\.)*(?P=d)(?:(?!(?P=d)).|\\.)*(?P=d)[gpiIm0-9]*")
-_SED_PRINT = re.compile(r"(?:\d+|\$|/[^/\n]*/)?(?:,(?:\d+|\$|/[^/\n]*/))?[pdq=]")
+# A backslash always escapes the next character, as in sed (so \/ never ends a part); the delimiter is
+# not a backslash or a newline. SAFETY: an address is a line number, $ or /literal/ WITHOUT a backslash:
+# with one, `/\|\/,/e cmd #/p` reads as two addresses and p here, as one address and `e cmd` in sed.
+_SED_PART = r"(?:\\[^\n]|(?!(?P=d))[^\\\n])*"
+_SED_SUBSTITUTE = re.compile(rf"s(?P<d>[^\\\n]){_SED_PART}(?P=d){_SED_PART}(?P=d)[gpiIm0-9]*")
+_SED_ADDRESS = r"(?:\d+|\$|/[^/\\\n]*/)"
+_SED_PRINT = re.compile(rf"{_SED_ADDRESS}?(?:,{_SED_ADDRESS})?[pdq=]")
 
 
 def _sed(args: list[Word], context: _Context) -> str | None:
