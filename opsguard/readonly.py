@@ -225,9 +225,13 @@ def _absolute_glob(raw: str) -> bool:
     return raw.startswith("/") and not any(mark in raw for mark in "$`'\"{},")
 
 
-_AWK_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_AWK_REGEX = re.compile(r"(?:(?<=[~(,{!&|;])|^)\s*/(?:[^/\\\n]|\\.)*/")
-_AWK_STATEMENT = re.compile(r"\b(?:print|printf)\b[^;{}\n]*")
+# SAFETY: awk reads /.../ as a regex literal or a division by context, and a regex may hold a quote
+# (`x = /"/; print "cmd" | "sh"`): a simple reading then takes code for a string. A program here has no
+# regex literal (at most one /, a division; match with ~ "regex"), no backslash (escapes, continuation
+# lines), no newline (`print 1,<newline>2 > f`), no @ (gawk's @load/@include run extensions) and no
+# comment: its strings are then exactly "..." without a quote inside, as awk reads them.
+_AWK_STRING = re.compile(r'"[^"]*"')
+_AWK_STATEMENT = re.compile(r"\b(?:print|printf)\b[^;{}]*")
 
 
 def _awk(args: list[Word], context: _Context) -> str | None:
@@ -245,10 +249,21 @@ def _awk(args: list[Word], context: _Context) -> str | None:
         return "no awk program"
     if values[index].startswith("-"):
         return f"awk option {values[index]} is not known to be read-only"
-    program = _AWK_REGEX.sub(" ", _AWK_STRING.sub('""', values[index]))
-    if re.search(r"\b(system|getline|close|fflush)\b|\|&|\bENVIRON\b", program):
+    return _awk_program_problem(values[index])
+
+
+def _awk_program_problem(program: str) -> str | None:
+    """Given an awk program, return None if it only reads its input and prints to standard output, else why not."""
+    if any(mark in program for mark in "\\@\n"):
+        return "an awk program with a backslash, an @ or a newline"
+    if program.count("/") > 1:
+        return "an awk program with a regex literal /.../ (match with ~ \"regex\" instead)"
+    code = _AWK_STRING.sub(" 0 ", program)  # each string becomes a plain operand
+    if '"' in code or "#" in code:
+        return "an awk program with an unterminated string or a comment"
+    if re.search(r"\b(system|getline|close|fflush)\b|\|&|\bENVIRON\b", code):
         return "the awk program runs a command or reads or writes another file"
-    if any(re.search(r"[>|]", statement) for statement in _AWK_STATEMENT.findall(program)):
+    if any(re.search(r"[>|]", statement) for statement in _AWK_STATEMENT.findall(code)):
         return "the awk program prints into a file or a command"
     return None
 

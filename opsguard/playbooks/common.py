@@ -263,7 +263,7 @@ def lock_step(lock_files: list[str]) -> Step:
             "if command -v fuser >/dev/null 2>&1; then",
             *checks,
             "else",
-            "  busy=$(ps -eo pid=,comm= | awk '$2 ~ /^(apt|apt-get|aptitude|dpkg)$/ { printf \"%s \", $1 }')",
+            "  busy=$(ps -eo pid=,comm= | awk '$2 ~ \"^(apt|apt-get|aptitude|dpkg)$\" { printf \"%s \", $1 }')",
             "fi",
             'echo "held=$held"',
             'echo "busy=$busy"',

@@ -21,7 +21,7 @@ READ_ONLY = [
     "x=$(cat /proc/uptime); echo \"$x\"",
     "cat <<'EOF'\n$(rm -rf /)\nEOF\n",
     "grep -E '^(PORT|DB_PORT)=' /home/deployzdg/zpro.io/backend/.env",
-    "awk '$2 ~ /^(apt|dpkg)$/ { printf \"%s \", $1 }'",
+    "awk '$2 ~ \"^(apt|dpkg)$\" { printf \"%s \", $1 }'",
     "sed 's/^Inst /WARNING: /'",
     "find /var/backups -type f -printf '%T@ %s %p\\n' | sort -n | tail -n 1",
     "apt-get -o DPkg::Lock::Timeout=600 -s upgrade",
