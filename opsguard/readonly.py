@@ -64,6 +64,7 @@ _OUTPUT_REDIRECTS = {">", ">>", ">|", "<>", "&>", "&>>"}
 class _Context:
     writable: tuple[str, ...]
     environment: tuple[str, ...] = ()  # NAME=value assignments in force for the command
+    stdin_null: bool = False  # the command's standard input is </dev/null
 
 
 Rule = Callable[[list[Word], _Context], str | None]
@@ -85,6 +86,11 @@ def _literals(args: list[Word]) -> list[str] | None:
     """Given arguments, return their literal values, or None if the shell computes one of them."""
     values = [arg.literal for arg in args]
     return None if any(value is None for value in values) else [str(value) for value in values]
+
+
+def _one_word(word: Word) -> bool:
+    """Given a word, return whether the shell keeps it one word whatever it expands to (wholly in double quotes)."""
+    return word.literal is not None or re.fullmatch(r'"[^"`\\]*"', word.raw) is not None
 
 
 def _parse_options(values: list[str], flags: set[str], valued: set[str], *, clusters: str = "",
@@ -450,14 +456,24 @@ def _compose(args: list[Word], context: _Context) -> str | None:
 
 
 def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> str | None:
-    """``docker [compose] exec [options] CONTAINER COMMAND...``: the command runs in the container; check it the same way."""
-    environment = list(context.environment)
+    """``docker [compose] exec [options] [--] CONTAINER COMMAND...``: the command runs in the container; check it the same way.
+
+    SAFETY: the container (or service) is a literal word, or one double-quoted word after ``--``: a
+    computed word before it may expand to options (``-d web rm -rf /data``). docker exec passes none of
+    the caller's environment on, only ``-e`` values.
+    """
+    environment: list[str] = []
     flags = {"-T", "-i"} if compose else {"-i"}
     index = 0
+    after_dashes = False
     while index < len(args):
         value = args[index].literal
+        if value == "--":
+            index += 1
+            after_dashes = True
+            break
         if value is None or not value.startswith("-"):
-            break  # the container (or service): computed is fine, it names where, not what
+            break
         if value in flags:
             index += 1
             continue
@@ -473,9 +489,13 @@ def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> st
             index += 2
             continue
         return f"docker exec option {value} is not known to be read-only"
+    if index >= len(args):
+        return "docker exec without a container"
+    if args[index].literal is None and not (after_dashes and _one_word(args[index])):
+        return "a computed container or service (only as one double-quoted word after --)"
     if index + 1 >= len(args):
         return "docker exec without a command"
-    return _check_words(args[index + 1 :], _Context((), tuple(environment)))
+    return _check_words(args[index + 1 :], _Context((), tuple(environment), stdin_null=context.stdin_null))
 
 
 _CURL_SCHEMES = ("http://", "https://")

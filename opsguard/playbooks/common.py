@@ -368,7 +368,8 @@ def dump_verification_lines(label: str, dump_file: str, restore_in: str) -> list
     """
     return [
         f"size=$(stat -c %s {dump_file}) || exit 1",
-        f"list=$({restore_in} pg_restore -l < {dump_file}) || exit 1",
+        # cat, not `< FILE`: the vocabulary refuses a computed redirection target (bash opens /dev/tcp/... itself).
+        f"list=$(cat -- {dump_file} | {restore_in} pg_restore -l) || exit 1",
         f"echo \"dump {label} $size $(printf '%s\\n' \"$list\" | grep -c -v '^;')\"",
     ]
 

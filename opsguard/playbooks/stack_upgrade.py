@@ -125,7 +125,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
                   also=[backup_dir]),
         Step(
             name="databases ready",
-            command=in_dir + 'for service in {{db_services}}; do docker compose exec -T "$service" pg_isready || exit 1; done',
+            command=in_dir + 'for service in {{db_services}}; do docker compose exec -T -- "$service" pg_isready || exit 1; done',
             mutates=False,
             timeout=120,
         ),
@@ -161,7 +161,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
                     'echo "expected={{db_services}}"',
                     "for service in {{db_services}}; do",
                     f'  file={quote(run_backup)}/"$service.dump"',
-                    *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T "$service"')),
+                    *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T -- "$service"')),
                     "done",
                 ]
             ),

@@ -28,7 +28,7 @@ READ_ONLY = [
     "systemctl is-system-running; systemctl --failed --plain --no-legend",
     "docker ps --format '{{.Names}}'",
     "docker compose config -q",
-    "docker compose exec -T \"$service\" pg_isready",
+    "docker compose exec -T -- \"$service\" pg_isready",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -X -U zpro -d zpro -tAc 'select 1'",
     "docker exec -i postgresql pg_restore -l < /var/backups/opsguard/x/database.dump",
     "docker exec redis-zpro redis-cli ping",
@@ -236,6 +236,9 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    'docker compose exec -T "$service" pg_isready',  # a computed service only after --
+    'docker exec "$c" cat /etc/hostname',
+    "docker exec -- $c cat /etc/hostname",  # unquoted: may split into options and a container
     "docker compose config -o /tmp/x.yml",
     "docker exec postgresql sh -c 'rm -rf /var/lib/postgresql'",
     "apt-get update",
