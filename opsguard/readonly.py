@@ -76,7 +76,7 @@ _READERS = frozenset(
         "stat", "df", "du", "free", "uptime", "uname", "id", "whoami", "groups", "basename", "dirname", "realpath",
         "readlink", "ps", "pgrep", "pidof", "nproc", "getconf", "sleep", "seq", "base64", "od", "hexdump", "cmp",
         "comm", "md5sum", "sha1sum", "sha256sum", "sha512sum", "getent", "who", "w", "last", "lsblk", "findmnt",
-        "lscpu", "lsof", "which", "cd", "exit", "return", "shift", "break", "continue", "wait", "pwd", "zcat",
+        "lscpu", "lsof", "which", "cd", "exit", "return", "shift", "break", "continue", "pwd", "zcat",
         "column", "numfmt", "dpkg-query", "pg_isready", "zipinfo", "lsmod", "printenv", "type", "umask",
     }
 )  # fmt: skip
@@ -172,18 +172,69 @@ def _strict(flags: set[str], valued: set[str] = frozenset(), *, clusters: str = 
     return rule
 
 
-def _reader_without(*options: str) -> Rule:
-    """A reader with a few options that must not appear (e.g. printf -v assigns into an array subscript)."""
-
-    def rule(args: list[Word], context: _Context) -> str | None:
-        for arg in args:
-            if arg.literal is not None and (arg.literal in options or any(arg.literal.startswith(o + "=") for o in options)):
-                return f"option {arg.literal} is not read-only"
-            if arg.literal is None and not arg.raw.startswith('"'):
-                return "an unquoted argument the shell computes"
+def _printf(args: list[Word], context: _Context) -> str | None:
+    """printf FORMAT [ARGUMENT...]: standard output only. SAFETY: the format is literal and no option: a
+    computed first word could be -v, and ``printf -v 'a[$(cmd)]'`` runs cmd."""
+    dashes = bool(args) and args[0].literal == "--"
+    if dashes:
+        args = args[1:]
+    if not args:
         return None
+    if args[0].literal is None:
+        return "printf with a computed format (it could be -v)"
+    return f"printf option {args[0].literal} is not read-only" if args[0].literal.startswith("-") and not dashes else None
 
-    return rule
+
+_TEST_BINARY = {"=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-nt", "-ot", "-ef", "-a", "-o"}
+
+
+def _test_shape_is_fixed(args: list[Word]) -> bool:
+    """Given test's arguments, return whether their count and literal operators fix what each one is.
+
+    Bash's test picks by the argument count: 1 is a string; 2 is ``! X`` or ``-OP X``; 3 is ``X BINOP Y``
+    (first), else ``! X Y``, else ``( X )``; 4 is ``! X Y Z`` or ``( X Y )``. A computed word anywhere else
+    could be read as an operator.
+    """
+    values = [arg.literal for arg in args]
+    if len(args) <= 1:
+        return True
+    if len(args) == 2:
+        return values[0] is not None
+    if len(args) == 3:
+        if values[1] in _TEST_BINARY:
+            return True
+        if values[0] == "!":
+            return _test_shape_is_fixed(args[1:])
+        return values[0] == "(" and values[2] == ")"
+    if len(args) == 4:
+        if values[0] == "!":
+            return _test_shape_is_fixed(args[1:])
+        return values[0] == "(" and values[3] == ")" and _test_shape_is_fixed(args[1:3])
+    return False
+
+
+def _test(args: list[Word], context: _Context) -> str | None:
+    """test EXPRESSION. SAFETY: no -v or -R (they evaluate an array subscript: ``-v 'a[$(cmd)]'`` runs cmd),
+    and a computed word only where it cannot be one of them."""
+    for arg in args:
+        if arg.literal in ("-v", "-R"):
+            return f"test {arg.literal} evaluates an array subscript"
+        if not _one_word(arg):
+            return "an unquoted argument the shell computes"
+    if all(arg.literal is not None for arg in args) or _test_shape_is_fixed(args):
+        return None
+    return "a computed test argument where an operator could be (-v)"
+
+
+def _bracket(args: list[Word], context: _Context) -> str | None:
+    if not args or args[-1].literal != "]":
+        return "[ without its closing ]"
+    return _test(args[:-1], context)
+
+
+def _wait(args: list[Word], context: _Context) -> str | None:
+    # wait -p NAME assigns (an array subscript runs code); plain wait only waits.
+    return None if not args else "wait with arguments"
 
 
 # Environment settings known to make tools do LESS (no prompts, no automatic restarts, C locale).
@@ -602,9 +653,10 @@ _CURL_OPTIONS = _strict({"-s", "-S", "-f", "-k", "-L", "-I", "--silent", "--show
 
 
 _RULES: dict[str, Rule] = {
-    "printf": _reader_without("-v"),
-    "test": _reader_without("-v", "-R"),
-    "[": _reader_without("-v", "-R"),
+    "printf": _printf,
+    "test": _test,
+    "[": _bracket,
+    "wait": _wait,
     "find": _find,
     "awk": _awk,
     "gawk": _awk,

@@ -41,6 +41,10 @@ READ_ONLY = [
     "journalctl --list-boots",
     "crontab -l -u deployzdg",
     "openssl x509 -noout -enddate -in /etc/ssl/cert.pem",
+    '[ "$x" = yes ] && [ ! -e "$f" ] && [ -n "$(cat /proc/uptime)" ] && test "$a" -lt "$b"',
+    '[ ! "$x" = "$y" ] && [ \\( "$x" \\) ] && [ "$x" ]',
+    "printf '%s\\n' \"$x\" $y; printf -- '-%s' x",
+    "sleep 1 & wait",
 ]
 
 # Each found by a review as accepted while it writes or runs a command (verified in bash or by the tool's docs).
@@ -236,6 +240,13 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    'x=-v; test "$x" "$y"',  # test: a computed word where bash could read -v (its operand's subscript runs)
+    'x=-v; [ ! "$x" "$y" ]',
+    'x=-v; [ "$x" "$y" -a 1 ]',
+    "[ -n $x ]",
+    'printf "$format" x',
+    'printf -- "$format" x',
+    "sleep 1 & wait 1",
     'docker compose exec -T "$service" pg_isready',  # a computed service only after --
     'docker exec "$c" cat /etc/hostname',
     "docker exec -- $c cat /etc/hostname",  # unquoted: may split into options and a container
