@@ -35,6 +35,7 @@ own lock dir and change record), for the test oracle's "nothing but bookkeeping"
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -801,18 +802,61 @@ def _show(words: list[Word]) -> str:
     return "`" + (text if len(text) <= 60 else text[:57] + "...") + "`"
 
 
+# SAFETY: reading some files changes the host: opening /dev/watchdog arms a reboot, reading /proc/kmsg or
+# a tracing trace_pipe consumes what others would read, /proc/PID/fd/N reopens another process's pipe or
+# device, /run/initctl is init's FIFO. A literal path there is refused (/dev/null aside); a computed one
+# (a variable, a glob) cannot be known: a documented limit, like any other FIFO.
+_SPECIAL_FILE_PARTS = frozenset({"kmsg", "trace_pipe", "initctl", "fd"})
+
+
+def _special_file_problem(value: str) -> str | None:
+    """Given a literal word, return why a path in it may name a device or a special file, else None."""
+    candidates = [value, value.lstrip("@")]
+    if value.startswith("-") and not value.startswith("--") and value[2:3] == "/":
+        candidates.append(value[2:])  # -f/dev/x
+    if "=" in value:
+        candidates.append(value.split("=", 1)[1])  # --file=/dev/x, x=/dev/x
+    for candidate in candidates:
+        if not candidate or "://" in candidate or any(blank in candidate for blank in " \t\n"):
+            continue  # a URL, or text (a script, a query, a pattern with spaces), not a path
+        path = posixpath.normpath(re.sub("/+", "/", candidate))
+        parts = path.split("/")
+        if path == "/dev/null":
+            continue
+        if path.startswith("/"):
+            if parts[1] == "dev" or _SPECIAL_FILE_PARTS & set(parts):
+                return f"{value!r} may name a device or a special file whose reading changes it"
+        elif ({"dev", ".."} | _SPECIAL_FILE_PARTS) & set(parts):
+            return f"{value!r} may name a device or a special file (a relative path into dev, .., kmsg, fd...)"
+    return None
+
+
+# Descriptor duplications that only join the two output streams.
+_OUTPUT_DUPLICATIONS = {("2", ">&", "1"), ("", ">&", "2"), ("1", ">&", "2")}
+
+
 def _redirect_problem(operator: str, target: Word, writable: tuple[str, ...]) -> str | None:
     descriptor = "".join(character for character in operator if character.isdigit())
     kind = operator.lstrip("0123456789")
+    if kind in ("<<", "<<-"):
+        return None if descriptor in ("", "0") else f"a here-document on descriptor {descriptor}"
     value = target.literal
-    if value is not None and value.startswith(("/dev/tcp/", "/dev/udp/")):
-        return "a redirection to a network socket"
-    if kind in (">&", "<&") and value is not None and (value.isdigit() or value == "-"):
-        return None
-    if kind in ("<", "<<", "<<-"):
+    if value is None:
+        # SAFETY: bash itself opens /dev/tcp/HOST/PORT (connects) for any redirection: never computed.
+        return f"a redirection to a computed target {target.raw!r}"
+    if kind in (">&", "<&") and (value.isdigit() or value == "-"):
+        # >&0 writes into what stdin opened (read-write for /dev/tcp/...); 3>&-, <&4...: not followed.
+        return None if (descriptor, kind, value) in _OUTPUT_DUPLICATIONS else f"the descriptor duplication {operator}{value}"
+    if kind == "<&":
+        return f"the redirection {operator}{value}"
+    if value != "/dev/null":
+        problem = _special_file_problem(value)
+        if problem:
+            return f"a redirection: {problem}"
+    if kind == "<":
         # Input only on standard input: `1</dev/tcp/...` or `2<file` turn an input into something else.
         return None if descriptor in ("", "0") else f"an input redirection on descriptor {descriptor}"
-    if value == "/dev/null" or (value is not None and _under(value, writable)):
+    if value == "/dev/null" or _under(value, writable):
         return None
     return f"output redirected to {target.raw!r}"
 
@@ -836,6 +880,10 @@ def _problem(script: str, writable: tuple[str, ...]) -> str | None:
                 if problem:
                     return problem
             problem = _redirect_problem(redirect.operator, redirect.target, writable)
+            if problem:
+                return problem
+        for word in [*command.assignments, *command.words]:
+            problem = _special_file_problem(word.literal) if word.literal is not None else None
             if problem:
                 return problem
         for word in command.assignments:

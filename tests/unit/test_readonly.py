@@ -45,6 +45,7 @@ READ_ONLY = [
     '[ ! "$x" = "$y" ] && [ \\( "$x" \\) ] && [ "$x" ]',
     "printf '%s\\n' \"$x\" $y; printf -- '-%s' x",
     "sleep 1 & wait",
+    "cat /proc/uptime 2>/dev/null >&2 </dev/null; df -P 1>&2 2>&1",
 ]
 
 # Each found by a review as accepted while it writes or runs a command (verified in bash or by the tool's docs).
@@ -240,6 +241,24 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    'cat < "$file"',  # a redirection target the shell computes (bash connects for /dev/tcp/...)
+    "echo x >&0",  # descriptor duplications other than 2>&1 and >&2
+    "echo x 3>&1",
+    "cat <&3",
+    "cat </dev/tcp/127.0.0.1/80",
+    "head -c0 < /dev/watchdog",  # devices (but /dev/null) and special files, however the path is written
+    "cat /dev/stdin",
+    "cat //dev/watchdog",
+    "cat /tmp/../dev/watchdog",
+    "cd /dev && head -c0 watchdog",
+    "cd / && head -c0 dev/watchdog",
+    "cat ../../dev/watchdog",
+    "cat /proc/1/fd/3",
+    "cat /sys/kernel/tracing/trace_pipe",
+    "cd /proc && cat kmsg",
+    'x=/dev/watchdog; head -c0 "$x"',
+    'for f in /dev/watchdog; do head -c0 "$f"; done',
+    "grep -f/dev/watchdog x",
     'x=-v; test "$x" "$y"',  # test: a computed word where bash could read -v (its operand's subscript runs)
     'x=-v; [ ! "$x" "$y" ]',
     'x=-v; [ "$x" "$y" -a 1 ]',
