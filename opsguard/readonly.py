@@ -249,6 +249,9 @@ def _assignment_problem(text: str) -> str | None:
         return None
     if name == "PGOPTIONS":
         return None if value == READ_ONLY_PGOPTIONS else "PGOPTIONS other than the read-only value"
+    if name == "PGDATABASE":
+        # libpq reads PGDATABASE as a name only, never as connection settings; refused if it looks like them anyway.
+        return "PGDATABASE with a connection string or URI" if _connection_string(value) else None
     if not _SAFE_NAME.fullmatch(name):
         return f"setting {name} changes what other commands do"
     return None
@@ -415,7 +418,8 @@ def _sudo(args: list[Word], context: _Context) -> str | None:
         else:
             return f"sudo option {value} is not known to be read-only"
     rest = args[index:]
-    return _check_words(rest, context) if rest else None
+    # sudo resets the environment (env_reset): what was set before it (PGOPTIONS...) does not reach the command.
+    return _check_words(rest, _Context(context.writable, (), stdin_null=context.stdin_null)) if rest else None
 
 
 def _shell(args: list[Word], context: _Context) -> str | None:
@@ -507,6 +511,9 @@ def _compose(args: list[Word], context: _Context) -> str | None:
     return f"docker compose {subcommand} is not read-only"
 
 
+_COMPUTED_PGDATABASE = re.compile(r'PGDATABASE="\$[a-z_][a-z0-9_]*"|"PGDATABASE=\$[a-z_][a-z0-9_]*"')
+
+
 def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> str | None:
     """``docker [compose] exec [options] [--] CONTAINER COMMAND...``: the command runs in the container; check it the same way.
 
@@ -531,6 +538,8 @@ def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> st
             continue
         if value in ("-e", "--env", "-u", "--user"):
             given = args[index + 1].literal if index + 1 < len(args) else None
+            if given is None and value in ("-e", "--env") and index + 1 < len(args) and _COMPUTED_PGDATABASE.fullmatch(args[index + 1].raw):
+                given = "PGDATABASE=computed"  # a database name from a variable: PGDATABASE is never connection settings
             if given is None:
                 return f"a computed docker exec {value} value"
             if value in ("-e", "--env"):
@@ -588,6 +597,13 @@ _SQL_CALL = re.compile(r'("?)([A-Za-z_][A-Za-z0-9_.]*)\1\s*\(')
 
 
 def _psql(args: list[Word], context: _Context) -> str | None:
+    """psql -c 'SELECT ...' with exactly the read-only PGOPTIONS in force.
+
+    SAFETY: a database given as a connection string (``dbname=x options=-c...``) or a URI
+    (``postgresql:///x?options=...``) overrides PGOPTIONS, so -d/--dbname is literal, without ``=`` and
+    ``://`` (a computed database goes in PGDATABASE, which libpq never reads as a connection string).
+    A user name may come from a variable: one double-quoted word is always a value there.
+    """
     if f"PGOPTIONS={READ_ONLY_PGOPTIONS}" not in context.environment or any(
         entry.startswith("PGOPTIONS=") and entry != f"PGOPTIONS={READ_ONLY_PGOPTIONS}" for entry in context.environment
     ):
@@ -595,8 +611,8 @@ def _psql(args: list[Word], context: _Context) -> str | None:
     values: list[str] = []
     for index, arg in enumerate(args):
         previous = args[index - 1].literal if index else None
-        if arg.literal is None and previous in ("-U", "-d") and re.fullmatch(r'"\$[a-z_][a-z0-9_]*"', arg.raw):
-            values.append("computed-name")  # a user or database name from a variable: a value, never an option
+        if arg.literal is None and previous in ("-U", "--username") and re.fullmatch(r'"\$[a-z_][a-z0-9_]*"', arg.raw):
+            values.append("computed-name")  # a user name from a variable: a value, never an option
         elif arg.literal is None:
             return "a computed psql argument"
         else:
@@ -608,17 +624,39 @@ def _psql(args: list[Word], context: _Context) -> str | None:
     if isinstance(parsed, str):
         return parsed
     options, operands = parsed
+    for name, value in options:
+        if name in ("-d", "--dbname") and _connection_string(value or ""):
+            return "psql -d with a connection string or URI (it can override PGOPTIONS)"
     queries = [value for name, value in options if name == "-c"]
     if len(queries) != 1 or operands:
         return "psql needs exactly one -c query"
     return _query_problem(str(queries[0]))
 
 
+def _connection_string(value: str) -> bool:
+    """Given a database name as given, return whether libpq would read it as connection settings instead."""
+    return "=" in value or "://" in value
+
+
+# Double-quoted identifiers: a plain name only ("SequelizeMeta"), so "name"( is still seen as a call.
+_SQL_QUOTED_IDENTIFIER = re.compile(r'"(?:[^"]|"")*"?')  # "" inside is a quote; an unterminated one too
+_SQL_PLAIN_QUOTED_IDENTIFIER = re.compile(r'"[A-Za-z_][A-Za-z0-9_]*"')
+
+
 def _query_problem(query: str) -> str | None:
+    """Given a query, return None if it is one SELECT calling only functions known to have no side effect.
+
+    SAFETY: what hides a call from that check is refused: comments (``pg_sleep/**/(1)``), Unicode
+    escapes (``U&"!0070g_reload_conf" UESCAPE '!'``) and quoted identifiers other than a plain name.
+    """
     text = query.strip().rstrip(";").strip()
     lowered = text.lower()
     if not lowered.startswith("select ") or ";" in text or "\\" in text:
         return "a psql query other than one SELECT"
+    if "/*" in text or "--" in text or "u&" in lowered:
+        return "a psql query with a comment or a Unicode escape (they can hide a function call)"
+    if any(not _SQL_PLAIN_QUOTED_IDENTIFIER.fullmatch(quoted) for quoted in _SQL_QUOTED_IDENTIFIER.findall(text)):
+        return "a psql query with a quoted identifier other than a plain name"
     if re.search(r"\b(into|copy|lo_\w+|dblink\w*|set_config|pg_\w*(terminate|cancel|reload|rotate|switch|read_file|write)\w*)\b", lowered):
         return "a psql query that may act (into, copy, a function with side effects)"
     unknown = {name for _, name in _SQL_CALL.findall(text) if name.lower() not in _PSQL_FUNCTIONS and name.lower() not in ("in",)}

@@ -348,10 +348,12 @@ def read_only_psql(container: str, user: str, database: str, query: str) -> str:
     """Given a Postgres container, user, database (shell words or {{facts}}) and a SELECT, return the probe text.
 
     SAFETY: PGOPTIONS starts the session with default_transaction_read_only=on, so PostgreSQL itself
-    refuses any write the query might attempt; -X skips ~/.psqlrc.
+    refuses any write the query might attempt; -X skips ~/.psqlrc. The database goes in PGDATABASE, not
+    -d: psql reads a -d value holding ``=`` or ``://`` (from a host's .env, say) as connection settings,
+    whose ``options=`` would override PGOPTIONS; libpq reads PGDATABASE as a name only.
     """
-    return (f"docker exec -e PGOPTIONS={quote(READ_ONLY_PGOPTIONS)} {quote(container)} "
-            f"psql -X -U {user} -d {database} -tAc {quote(query)}")
+    return (f"docker exec -e PGOPTIONS={quote(READ_ONLY_PGOPTIONS)} -e PGDATABASE={database} {quote(container)} "
+            f"psql -X -U {user} -tAc {quote(query)}")
 
 
 # -- the database dump every application change takes first -------------------------------------------

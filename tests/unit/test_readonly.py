@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from opsguard.plan import render
+from opsguard.playbooks.common import read_only_psql, shell_word
 from opsguard.readonly import PM2_DAEMON_RUNNING, READ_ONLY_PGOPTIONS, classify, read_only_problem
 
 READ_ONLY_PGOPTIONS_WORD = "'" + READ_ONLY_PGOPTIONS + "'"
@@ -46,6 +48,7 @@ READ_ONLY = [
     "printf '%s\\n' \"$x\" $y; printf -- '-%s' x",
     "sleep 1 & wait",
     "cat /proc/uptime 2>/dev/null >&2 </dev/null; df -P 1>&2 2>&1",
+    f'docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} -e PGDATABASE="$db" postgresql psql -X -U "$user" -tAc \'select 1\'',
 ]
 
 # Each found by a review as accepted while it writes or runs a command (verified in bash or by the tool's docs).
@@ -241,6 +244,11 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} -e 'PGDATABASE=dbname=x options=-cx=y' db psql -tAc 'select 1'",
+    f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} db psql --dbname=postgres://db/x -tAc 'select 1'",
+    f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} db psql -d \"$db\" -tAc 'select 1'",
+    f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} db psql -tAc 'select 1 -- x'",
+    f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} db psql -tAc 'select \"a\"\"b\" from t'",
     'cat < "$file"',  # a redirection target the shell computes (bash connects for /dev/tcp/...)
     "echo x >&0",  # descriptor duplications other than 2>&1 and >&2
     "echo x 3>&1",
@@ -327,6 +335,17 @@ def test_readonly_refuses_each_bypass_the_second_review_found(name: str) -> None
 @pytest.mark.parametrize("text", REFUSED_CATEGORIES)
 def test_readonly_refuses_a_whole_category_where_bash_could_read_the_text_differently(text: str) -> None:
     assert read_only_problem(text) is not None, text
+
+
+def test_readonly_refuses_read_only_psql_rendered_with_a_database_that_holds_connection_settings() -> None:
+    # The database comes from the host's .env ({{postgres_db}}): rendered, it must never become connection
+    # settings whose options= would turn default_transaction_read_only off.
+    text = read_only_psql("postgresql", "{{postgres_user}}", "{{postgres_db}}", "select 1")
+    assert read_only_problem(render(text, {"postgres_user": "zpro", "postgres_db": "zpro_db"})) is None
+    for database in ("dbname=zpro options=-cdefault_transaction_read_only=off",
+                     "postgresql:///zpro?options=-cdefault_transaction_read_only%3Doff"):
+        rendered = render(text, {"postgres_user": "zpro", "postgres_db": shell_word(database)})
+        assert read_only_problem(rendered) is not None, rendered
 
 
 def test_readonly_problem_names_the_offending_command() -> None:
