@@ -567,8 +567,11 @@ def _curl_check(options: list[tuple[str, str | None]], operands: list[str]) -> s
     for name, value in options:
         if name in ("-o", "--output") and value != "/dev/null":
             return "curl writes a file"
-        if name in ("-w", "--write-out") and "%output" in (value or ""):
-            return "curl -w %output writes a file"
+        if name in ("-w", "--write-out") and ("%output" in (value or "") or (value or "").startswith("@")):
+            return "curl -w %output writes a file (and -w @FILE reads a format that may)"
+        if name in ("-H", "--header") and ((value or "").startswith("@") or "\n" in (value or "")):
+            # A line break in a header ends it: the rest is a second request on the same connection.
+            return "curl -H with a line break or read from a file"
     if len(operands) != 1 or not operands[0].startswith(_CURL_SCHEMES):
         return "curl needs exactly one http(s) URL"
     return None

@@ -244,6 +244,8 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    "curl -s -H 'X: a\nDELETE /x HTTP/1.1' http://127.0.0.1/",  # a line break in a header
+    "curl -s -H @/tmp/headers http://127.0.0.1/",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} -e 'PGDATABASE=dbname=x options=-cx=y' db psql -tAc 'select 1'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} db psql --dbname=postgres://db/x -tAc 'select 1'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} db psql -d \"$db\" -tAc 'select 1'",
