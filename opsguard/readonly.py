@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from opsguard.shellparse import ShellSyntaxUnknown, Word, simple_commands
+from opsguard.shellparse import ShellSyntaxUnknown, SimpleCommand, Word, simple_commands
 
 # The test a probe script runs before asking pm2 anything (pm2 starts a daemon when none runs).
 # /proc/PID exists for any live process whoever owns it (kill -0 would fail for another user's).
@@ -675,6 +675,10 @@ def _openssl(args: list[Word], context: _Context) -> str | None:
                         "-sha256"}, {"-in", "-checkend"}, operands=0,
                        check=lambda options, operands: None if ("-noout", None) in options else "openssl x509 without -noout")(args[1:], context)  # fmt: skip
     if values[0] == "s_client":
+        # SAFETY: s_client sends its standard input to the server: only with </dev/null on its command
+        # (on the right of a pipe, or from a here-document, it would send whatever it is given).
+        if not context.stdin_null:
+            return "openssl s_client without </dev/null (it sends its input to the server)"
         return _strict({"-showcerts", "-brief"}, {"-connect", "-servername", "-CAfile"}, operands=0)(args[1:], context)
     return None if values == ["version"] else "only openssl x509 -noout, s_client and version are read-only"
 
@@ -902,6 +906,14 @@ def _redirect_problem(operator: str, target: Word, writable: tuple[str, ...]) ->
     return f"output redirected to {target.raw!r}"
 
 
+def _stdin_is_null(command: SimpleCommand) -> bool:
+    """Given a simple command, return whether its last redirection of standard input is </dev/null."""
+    inputs = [redirect for redirect in command.redirects
+              if redirect.operator.lstrip("0123456789") in ("<", "<<", "<<-", "<&", "<>")
+              and redirect.operator[:1] in ("<", "0")]
+    return bool(inputs) and inputs[-1].operator in ("<", "0<") and inputs[-1].target.literal == "/dev/null"
+
+
 def _problem(script: str, writable: tuple[str, ...]) -> str | None:
     # The exact pm2 construct becomes one marker word before parsing: pm2 anywhere else is refused.
     script = script.replace(PM2_LISTING, _PM2_LISTING_MARK)
@@ -936,7 +948,7 @@ def _problem(script: str, writable: tuple[str, ...]) -> str | None:
         if not command.words:
             continue
         environment = tuple(str(word.literal) for word in command.assignments if word.literal is not None)
-        problem = _check_words(command.words, _Context(writable, environment))
+        problem = _check_words(command.words, _Context(writable, environment, stdin_null=_stdin_is_null(command)))
         if problem:
             return problem
     return None

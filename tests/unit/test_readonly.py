@@ -47,6 +47,7 @@ READ_ONLY = [
     '[ ! "$x" = "$y" ] && [ \\( "$x" \\) ] && [ "$x" ]',
     "printf '%s\\n' \"$x\" $y; printf -- '-%s' x",
     "sleep 1 & wait",
+    "timeout 10 openssl s_client -connect example.com:443 -servername example.com </dev/null 2>/dev/null | openssl x509 -noout -enddate",
     "cat /proc/uptime 2>/dev/null >&2 </dev/null; df -P 1>&2 2>&1",
     f'docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} -e PGDATABASE="$db" postgresql psql -X -U "$user" -tAc \'select 1\'',
 ]
@@ -244,6 +245,9 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    "echo | openssl s_client -connect 127.0.0.1:443",  # s_client sends its input: only </dev/null
+    "openssl s_client -connect 127.0.0.1:443 <<'E'\nPOST / HTTP/1.0\nE\n",
+    "openssl s_client -connect 127.0.0.1:443 </dev/null <&3",
     "curl -s -H 'X: a\nDELETE /x HTTP/1.1' http://127.0.0.1/",  # a line break in a header
     "curl -s -H @/tmp/headers http://127.0.0.1/",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} -e 'PGDATABASE=dbname=x options=-cx=y' db psql -tAc 'select 1'",
