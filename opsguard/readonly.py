@@ -254,6 +254,9 @@ def _assignment_problem(text: str) -> str | None:
         return "PGDATABASE with a connection string or URI" if _connection_string(value) else None
     if not _SAFE_NAME.fullmatch(name):
         return f"setting {name} changes what other commands do"
+    if name.endswith("_proxy") or name.startswith("npm_config_"):
+        # Lower-case names that tools do read: curl sends its requests through http_proxy (to any port).
+        return f"setting {name} changes what other commands do"
     return None
 
 
@@ -766,7 +769,8 @@ _RULES: dict[str, Rule] = {
     "fuser": _strict({"-v", "-m", "-s", "-u", "-a"}, clusters="vmsua"),
 }
 # Commands that write, accepted only when every path they touch lies under a writable directory.
-_BOOKKEEPING = {"mkdir", "rmdir", "rm", "mv", "touch"}
+_BOOKKEEPING_OPTIONS = {"mkdir": {"-p", "--"}, "rmdir": {"--"}, "rm": {"-f", "--"}, "mv": {"-f", "--"}, "touch": {"--"}}
+_BOOKKEEPING = set(_BOOKKEEPING_OPTIONS)
 
 
 def _under(path: str | None, roots: tuple[str, ...]) -> bool:
@@ -781,13 +785,17 @@ def _bookkeeping(name: str, args: list[Word], context: _Context) -> str | None:
         return f"{name} changes files"
     paths = []
     options = []
+    after_dashes = False
     for arg in args:
         value = arg.literal
         if value is None:
             return f"{name} with a computed argument"
-        if value == "--" or value.startswith("-"):
-            if name == "rm" and ("r" in value.lstrip("-") or "R" in value):
-                return "rm -r"
+        if not after_dashes and value.startswith("-"):
+            # SAFETY: only the options opsguard's bookkeeping uses; any other may hold a path
+            # (mv --target-directory=/etc/cron.d) or a mode.
+            if value not in _BOOKKEEPING_OPTIONS[name]:
+                return f"{name} option {value} is not one opsguard's bookkeeping uses"
+            after_dashes = value == "--"
             options.append(value)
             continue
         paths.append(value)

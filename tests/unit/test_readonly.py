@@ -365,3 +365,18 @@ def test_readonly_classify_lets_writes_pass_only_inside_opsguards_own_dirs() -> 
     assert classify("mkdir -p -- /run/lock/elsewhere", writable=(lock,)) is not None
     assert classify(f"printf x > {lock}/../../../etc/cron.d/x", writable=(lock,)) is not None
     assert classify(f"rm -rf -- {lock}", writable=(lock,)) is not None
+    # An option holding a path writes there: only the options opsguard's own bookkeeping uses.
+    assert classify(f"mv --target-directory=/etc/cron.d {lock}/owner", writable=(lock,)) is not None
+    assert classify(f"mv -t /etc/cron.d {lock}/owner", writable=(lock,)) is not None
+    assert classify(f"mkdir --mode=777 -- {lock}", writable=(lock,)) is not None
+    assert classify(f"touch -r /etc/shadow -- {lock}/x", writable=(lock,)) is not None
+    assert classify(f"mv -f -- {lock}/a {lock}/b", writable=(lock,)) is None
+
+
+def test_readonly_environment_problem_refuses_proxy_variables_in_either_case() -> None:
+    from opsguard.readonly import environment_problem
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY"):
+        assert environment_problem({name: "http://127.0.0.1:6379"}) is not None, name
+        assert read_only_problem(f"export {name}=http://127.0.0.1:6379; curl -s http://x/") is not None, name
+    assert environment_problem({"lang": "C"}) is None
