@@ -823,8 +823,6 @@ def _check_words(words: list[Word], context: _Context) -> str | None:
     if "/" in name:
         return f"{_show(words)}: a command named by its path (only bare names are in the vocabulary)"
     args = words[1:]
-    if name == _PM2_LISTING_MARK and not args:
-        return None
     if name in ("export", "local"):
         for arg in args:
             problem = "a computed assignment" if arg.literal is None else _assignment_problem(arg.literal)
@@ -851,7 +849,7 @@ def _check_words(words: list[Word], context: _Context) -> str | None:
 
 
 def _show(words: list[Word]) -> str:
-    text = " ".join(word.raw for word in words)
+    text = " ".join(word.raw for word in words).replace(_PM2_LISTING_MARK, "PM2_LISTING")
     return "`" + (text if len(text) <= 60 else text[:57] + "...") + "`"
 
 
@@ -914,6 +912,33 @@ def _redirect_problem(operator: str, target: Word, writable: tuple[str, ...]) ->
     return f"output redirected to {target.raw!r}"
 
 
+def _is_pm2_listing(command: SimpleCommand) -> bool:
+    return [word.raw for word in command.words] == [_PM2_LISTING_MARK] and not command.assignments and not command.redirects
+
+
+def _pm2_listing_problem(script: str, commands: list[SimpleCommand]) -> str | None:
+    """Given a script with each PM2_LISTING turned into the marker, and its commands, return None if every
+    marker stands alone as a whole command or lies inside one single-quoted word, else why not. Such a
+    word gets its text back (an ``sh -c`` script is then checked, and finds its construct, again).
+
+    SAFETY: only as a whole command does bash read the construct as the if-compound it is; elsewhere its
+    words are arguments (``if : if pm2_pid=...; then pm2 jlist; ...`` runs pm2 jlist after `:` succeeds),
+    double-quoted text whose $(...) runs, a comment or a here-document, whose `if` bash never tests.
+    """
+    accounted = 0
+    for command in commands:
+        if _is_pm2_listing(command):
+            accounted += 1
+            continue
+        for word in [*command.assignments, *command.words, *(redirect.target for redirect in command.redirects)]:
+            if _PM2_LISTING_MARK in word.raw and word.literal is not None and re.fullmatch(r"'[^']*'", word.raw):
+                accounted += word.raw.count(_PM2_LISTING_MARK)
+                word.literal = word.literal.replace(_PM2_LISTING_MARK, PM2_LISTING)
+    if script.count(_PM2_LISTING_MARK) != accounted:
+        return "the pm2 listing construct is not a whole command of its own (nor one single-quoted word)"
+    return None
+
+
 def _stdin_is_null(command: SimpleCommand) -> bool:
     """Given a simple command, return whether its last redirection of standard input is </dev/null."""
     inputs = [redirect for redirect in command.redirects
@@ -923,13 +948,20 @@ def _stdin_is_null(command: SimpleCommand) -> bool:
 
 
 def _problem(script: str, writable: tuple[str, ...]) -> str | None:
+    if _PM2_LISTING_MARK in script:
+        return "the text holds opsguard's internal pm2 marker"
     # The exact pm2 construct becomes one marker word before parsing: pm2 anywhere else is refused.
     script = script.replace(PM2_LISTING, _PM2_LISTING_MARK)
     try:
         commands = simple_commands(script)
     except ShellSyntaxUnknown as error:
         return f"shell syntax not followed ({error})"
+    problem = _pm2_listing_problem(script, commands)
+    if problem:
+        return problem
     for command in commands:
+        if _is_pm2_listing(command):
+            continue
         for word in command.assignments:
             for inner in word.scripts:
                 problem = _problem(inner, writable)

@@ -7,7 +7,7 @@ import pytest
 
 from opsguard.plan import render
 from opsguard.playbooks.common import read_only_psql, shell_word
-from opsguard.readonly import PM2_DAEMON_RUNNING, READ_ONLY_PGOPTIONS, classify, read_only_problem
+from opsguard.readonly import PM2_DAEMON_RUNNING, PM2_LISTING, READ_ONLY_PGOPTIONS, classify, read_only_problem
 
 READ_ONLY_PGOPTIONS_WORD = "'" + READ_ONLY_PGOPTIONS + "'"
 
@@ -352,6 +352,20 @@ def test_readonly_refuses_read_only_psql_rendered_with_a_database_that_holds_con
                      "postgresql:///zpro?options=-cdefault_transaction_read_only%3Doff"):
         rendered = render(text, {"postgres_user": "zpro", "postgres_db": shell_word(database)})
         assert read_only_problem(rendered) is not None, rendered
+
+
+@pytest.mark.parametrize("before, after", [("", ""), ("x=1; ", ""), ("echo a && ", " | sort"), ("if true; then ", "; fi"),
+                                           ("{ ", "; }"), ("sudo -n -iu deployzdg -- bash -c '", "'")])
+def test_readonly_accepts_the_pm2_listing_as_a_whole_command(before: str, after: str) -> None:
+    assert read_only_problem(before + PM2_LISTING + after) is None
+
+
+@pytest.mark.parametrize("before, after", [("pm2_pid=1; if : ", ""), ("x=1 ", ""), (">/dev/null ", ""), ("\\", ""),
+                                           ("echo ", ""), ("x=", ""), ('echo "', '"'), ("echo $(", ")"), ("# ", ""),
+                                           ("cat <<'E'\n", "\nE\n"), ("", " >/dev/null"), ("timeout 5 ", ""),
+                                           ("bash -c 'x=1 ", "'")])
+def test_readonly_refuses_the_pm2_listing_anywhere_but_as_a_whole_command(before: str, after: str) -> None:
+    assert read_only_problem(before + PM2_LISTING + after) is not None, before + PM2_LISTING + after
 
 
 def test_readonly_problem_names_the_offending_command() -> None:
