@@ -42,9 +42,13 @@ from dataclasses import dataclass
 
 from opsguard.shellparse import ShellSyntaxUnknown, SimpleCommand, Word, simple_commands
 
-# The test a probe script runs before asking pm2 anything (pm2 starts a daemon when none runs).
-# /proc/PID exists for any live process whoever owns it (kill -0 would fail for another user's).
-PM2_DAEMON_RUNNING = 'pm2_pid=$(cat "$HOME/.pm2/pm2.pid" 2>/dev/null) && [ -n "$pm2_pid" ] && [ -d "/proc/$pm2_pid" ]'
+# The test a probe script runs before asking pm2 anything (pm2 starts a daemon when none runs): the
+# pid file names a number, the daemon's socket is there, and that process's command line is the
+# daemon's title ("PM2 v5.3.0: God Daemon (...)"): a stale pm2.pid whose pid another process now has
+# fails (a live pid alone would pass, and pm2 jlist would start a daemon). /proc/PID/cmdline is
+# readable whoever owns the process; -gt fails on anything but a number (/proc/self would match).
+PM2_DAEMON_RUNNING = ('pm2_pid=$(cat "$HOME/.pm2/pm2.pid" 2>/dev/null) && [ "$pm2_pid" -gt 0 ] 2>/dev/null'
+                      ' && [ -S "$HOME/.pm2/rpc.sock" ] && grep -q PM2 "/proc/$pm2_pid/cmdline" 2>/dev/null')
 PM2_NOT_RUNNING = "pm2_not_running"
 # The ONLY text in which pm2 may appear: ask it for its list only after finding its daemon alive.
 PM2_LISTING = f"if {PM2_DAEMON_RUNNING}; then pm2 jlist; else echo {PM2_NOT_RUNNING}; fi"

@@ -3,6 +3,13 @@ write; everything else (unknown commands, writes, syntax it does not follow) cou
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from opsguard.plan import render
@@ -366,6 +373,42 @@ def test_readonly_accepts_the_pm2_listing_as_a_whole_command(before: str, after:
                                            ("bash -c 'x=1 ", "'")])
 def test_readonly_refuses_the_pm2_listing_anywhere_but_as_a_whole_command(before: str, after: str) -> None:
     assert read_only_problem(before + PM2_LISTING + after) is not None, before + PM2_LISTING + after
+
+
+@pytest.fixture
+def pm2_daemon_stand_in() -> Iterator[int]:
+    """A live process whose command line names PM2, as the real daemon's process title does."""
+    process = subprocess.Popen(["PM2 v5.3.0: God Daemon (test)", "30"], executable=shutil.which("sleep"),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def run_pm2_listing(home: Path, pid: int | str | None, *, socket_file: bool) -> tuple[str, bool]:
+    """Run PM2_LISTING in bash with HOME=home (pm2.pid naming pid) and a pm2 that records its call; return
+    (its output, whether pm2 ran)."""
+    (home / ".pm2").mkdir(parents=True, exist_ok=True)
+    if pid is not None:
+        (home / ".pm2" / "pm2.pid").write_text(f"{pid}\n")
+    if socket_file:
+        os.mknod(home / ".pm2" / "rpc.sock", stat.S_IFSOCK | 0o600)  # a socket inode, as the daemon leaves
+    bin_dir = home / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "pm2").write_text(f"#!/bin/sh\ntouch {home}/pm2-ran\necho '[]'\n")
+    (bin_dir / "pm2").chmod(0o755)
+    done = subprocess.run(["bash", "-c", PM2_LISTING], env={"HOME": str(home), "PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=20, check=False)
+    return done.stdout.strip(), (home / "pm2-ran").exists()
+
+
+def test_readonly_pm2_listing_asks_pm2_only_when_its_daemon_runs(tmp_path: Path, pm2_daemon_stand_in: int) -> None:
+    assert run_pm2_listing(tmp_path / "alive", pm2_daemon_stand_in, socket_file=True) == ("[]", True)
+    # A stale pm2.pid that another live process's pid now names: pm2 jlist would start a daemon (a write).
+    assert run_pm2_listing(tmp_path / "reused", os.getpid(), socket_file=True) == ("pm2_not_running", False)
+    assert run_pm2_listing(tmp_path / "no-socket", pm2_daemon_stand_in, socket_file=False) == ("pm2_not_running", False)
+    assert run_pm2_listing(tmp_path / "self", "self", socket_file=True) == ("pm2_not_running", False)
+    assert run_pm2_listing(tmp_path / "none", None, socket_file=True) == ("pm2_not_running", False)
 
 
 def test_readonly_problem_names_the_offending_command() -> None:
