@@ -9,28 +9,60 @@ It is an allow-list and it fails closed: a command it does not know, an option i
 understand where options matter, a computed command name, an output redirection to a file, ``eval``,
 a function definition or shell syntax it cannot follow — all count as "may change the host".
 Being wrong in that direction costs a refused probe; being wrong in the other costs a change
-without a snapshot.
+without a snapshot. Where bash could read a text differently from a simple reading, the whole
+category is refused (shellparse.py lists them: backquotes, ``$'..'``/``$"..``, line continuations,
+here-document delimiters but a plain word, reserved words unless unquoted and first, ``~``...).
+The text is judged by bash's grammar: opsguard sends a sudo step as ``sudo -n -iu USER -- bash -c``.
 
 What "read-only" means here: the command writes nothing on the host — no file (not even a log or a
-cache), no daemon's state, no database row, no service state. Reading files, listing processes and
-asking a running daemon for its state are read-only. Two things need more than a word list:
+cache), no daemon's state, no database row, no service state, and sends nothing but its request over
+a network. Reading files, listing processes and asking a running daemon for its state are
+read-only. Some things need more than a word list:
 
 - ``pm2 jlist`` STARTS the pm2 daemon, writing ``~/.pm2``, when none runs. It is read-only only as
   the exact construct ``PM2_LISTING`` (``if PM2_DAEMON_RUNNING; then pm2 jlist; else echo
-  pm2_not_running; fi``); ``pm2`` anywhere else is refused.
+  pm2_not_running; fi``), as a whole command of its own (or inside one single-quoted ``sh -c``
+  script); ``pm2`` anywhere else is refused. The daemon counts as running when its pid file names a
+  process whose command line names PM2 and its socket file exists.
 - ``psql`` is read-only only with ``PGOPTIONS`` set to exactly ``READ_ONLY_PGOPTIONS`` (PostgreSQL then
-  refuses writes) AND a single SELECT that calls only functions known to have no side effect (a
-  read-only transaction still lets a query stop other sessions or reload the configuration).
+  refuses writes; never through sudo, which drops it, nor with a ``-d`` connection string that
+  overrides it) AND a single SELECT without comments, ``U&`` escapes or quoted identifiers but plain
+  names, calling only functions known to have no side effect (a read-only transaction still lets a
+  query stop other sessions or reload the configuration).
+- ``openssl s_client`` sends its standard input to the server: only with ``</dev/null``.
+- Redirections: targets are literal; only ``2>&1`` and ``>&2`` duplicate descriptors (bash opens
+  ``/dev/tcp/HOST/PORT`` itself, read-write). No literal path may name a device (``/dev/null``
+  aside) or a special file whose reading changes it (``/proc/kmsg``, a ``trace_pipe``,
+  ``/proc/PID/fd/N``, ``/run/initctl``), however it is written.
+- awk programs have no regex literal, backslash, newline, ``@`` or comment (then their strings read
+  as awk reads them); sed addresses are a number, ``$`` or a ``/literal/`` without a backslash.
 
 Every rule is an allow-list of exact options: an option it does not list (or an abbreviation of one,
-which GNU tools accept), or an argument whose value the shell computes (``$x``, ``$'..'``, a glob, a
-brace expansion), is refused where options matter. Assignments may set only lower-case shell
-variables (and ``PGOPTIONS`` to exactly the read-only value): ``PS4``, ``BASH_ENV``, ``LD_PRELOAD``,
-``TAR_OPTIONS``... change what other commands do.
+which GNU tools accept), or an argument whose value the shell computes (``$x``, a glob, a brace
+expansion, ``~``), is refused where options matter, and so is a computed container, service, test
+operator or printf format. Assignments may set only lower-case shell variables but ``*_proxy`` and
+``npm_config_*`` (and ``PGOPTIONS`` to exactly the read-only value, ``PGDATABASE`` to a name):
+``PS4``, ``BASH_ENV``, ``LD_PRELOAD``, ``TAR_OPTIONS``, ``http_proxy``... change what other commands do.
+
+Known limits (what this module cannot see, so does not claim):
+
+- A computed argument of a command that only reads (``cat "$f"``, ``head /var/log/*``) may still
+  name a device, a FIFO or another special file; so may a literal path to a FIFO elsewhere (reading
+  one takes data meant for its reader) or a symlink to a device. Only the literal names above are
+  refused.
+- ``apt-get -s``, ``apt-cache policy`` and ``apt list`` run as root rewrite ``/var/cache/apt/*.bin``
+  when those caches are stale (opsguard's own probes pass ``-o Dir::Cache::pkgcache=`` and
+  ``srcpkgcache=`` to apt-get; the others cannot be told to).
+- ``getent hosts``, ``hostname -A``/``-f`` make DNS queries and ``pg_isready -h H -p P``,
+  ``curl`` and ``openssl s_client`` connect to the host and port they are given: a request is read,
+  not a change of this host, but the other end sees it.
+- Programs read their own configuration (``~/.curlrc``, a login shell's profile under ``sudo -i``,
+  a database's ``~/.pg_service.conf``): the host's own settings are trusted, not checked.
 
 ``read_only_problem(text)`` returns None for read-only text, else one line saying why not.
 ``classify(text, writable=(dir, ...))`` also accepts writes under the given directories (opsguard's
-own lock dir and change record), for the test oracle's "nothing but bookkeeping" judgement.
+own lock dir and change record), with only the options opsguard's bookkeeping uses, for the test
+oracle's "nothing but bookkeeping" judgement.
 """
 
 from __future__ import annotations
