@@ -51,8 +51,8 @@ Known limits (what this module cannot see, so does not claim):
   one takes data meant for its reader) or a symlink to a device. Only the literal names above are
   refused.
 - ``apt-get -s``, ``apt-cache policy`` and ``apt list`` run as root rewrite ``/var/cache/apt/*.bin``
-  when those caches are stale (opsguard's own probes pass ``-o Dir::Cache::pkgcache=`` and
-  ``srcpkgcache=`` to apt-get; the others cannot be told to).
+  when those caches are stale (the nightly health probe passes ``-o Dir::Cache::pkgcache=`` and
+  ``srcpkgcache=`` to apt-get; the update playbook's preflight simulation does not).
 - ``getent hosts``, ``hostname -A``/``-f`` make DNS queries and ``pg_isready -h H -p P``,
   ``curl`` and ``openssl s_client`` connect to the host and port they are given: a request is read,
   not a change of this host, but the other end sees it.
