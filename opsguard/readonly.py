@@ -904,8 +904,8 @@ def _special_file_problem(value: str) -> str | None:
     if "=" in value:
         candidates.append(value.split("=", 1)[1])  # --file=/dev/x, x=/dev/x
     for candidate in candidates:
-        if not candidate or "://" in candidate or any(blank in candidate for blank in " \t\n"):
-            continue  # a URL, or text (a script, a query, a pattern with spaces), not a path
+        if not candidate:
+            continue
         path = posixpath.normpath(re.sub("/+", "/", candidate))
         parts = path.split("/")
         if path == "/dev/null":
@@ -913,6 +913,8 @@ def _special_file_problem(value: str) -> str | None:
         if path.startswith("/"):
             if parts[1] == "dev" or _SPECIAL_FILE_PARTS & set(parts):
                 return f"{value!r} may name a device or a special file whose reading changes it"
+        elif "://" in candidate or any(blank in candidate for blank in " \t\n"):
+            continue  # a URL, or text (a script, a query, a pattern with spaces), not a relative path
         elif ({"dev", ".."} | _SPECIAL_FILE_PARTS) & set(parts):
             return f"{value!r} may name a device or a special file (a relative path into dev, .., kmsg, fd...)"
     return None

@@ -280,6 +280,7 @@ CHANGES = [
     'x=/dev/watchdog; head -c0 "$x"',
     'for f in /dev/watchdog; do head -c0 "$f"; done',
     "grep -f/dev/watchdog x",
+    "cat '/dev/disk/by-label/My Disk'",
     'x=-v; test "$x" "$y"',  # test: a computed word where bash could read -v (its operand's subscript runs)
     'x=-v; [ ! "$x" "$y" ]',
     'x=-v; [ "$x" "$y" -a 1 ]',
