@@ -113,7 +113,7 @@ _READERS = frozenset(
         "stat", "df", "du", "free", "uptime", "uname", "id", "whoami", "groups", "basename", "dirname", "realpath",
         "readlink", "ps", "pgrep", "pidof", "nproc", "getconf", "sleep", "seq", "base64", "od", "hexdump", "cmp",
         "comm", "md5sum", "sha1sum", "sha256sum", "sha512sum", "getent", "who", "w", "last", "lsblk", "findmnt",
-        "lscpu", "lsof", "which", "cd", "exit", "return", "shift", "break", "continue", "pwd", "zcat",
+        "lscpu", "lsof", "which", "exit", "return", "shift", "break", "continue", "pwd", "zcat",
         "column", "numfmt", "dpkg-query", "pg_isready", "zipinfo", "lsmod", "printenv", "type", "umask",
     }
 )  # fmt: skip
@@ -742,6 +742,8 @@ _RULES: dict[str, Rule] = {
     "test": _test,
     "[": _bracket,
     "wait": _wait,
+    # cd only to a literal directory: after `cd /d?v`, a relative path such as watchdog is a device.
+    "cd": _strict({"-P", "-L"}, operands=1),
     "find": _find,
     "awk": _awk,
     "gawk": _awk,

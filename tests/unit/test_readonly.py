@@ -281,6 +281,8 @@ CHANGES = [
     'for f in /dev/watchdog; do head -c0 "$f"; done',
     "grep -f/dev/watchdog x",
     "cat '/dev/disk/by-label/My Disk'",
+    "cd /d?v && head -c0 watchdog",
+    'cd "$dir" && head -c0 watchdog',
     'x=-v; test "$x" "$y"',  # test: a computed word where bash could read -v (its operand's subscript runs)
     'x=-v; [ ! "$x" "$y" ]',
     'x=-v; [ "$x" "$y" -a 1 ]',
