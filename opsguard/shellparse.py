@@ -345,6 +345,7 @@ def simple_commands(text: str) -> list[SimpleCommand]:
     commands: list[SimpleCommand] = []
     current = SimpleCommand()
     state = "command"  # command | for-name | for-in | for-words | case-word | case-in | case-pattern
+    open_cases = 0  # a ;; or an esac outside a case is a syntax error to bash, not the start of patterns
     for kind, value in tokens:
         if kind == "op":
             operator = str(value)
@@ -366,6 +367,8 @@ def simple_commands(text: str) -> list[SimpleCommand]:
             if state != "command":
                 raise ShellSyntaxUnknown(f"{operator!r} inside an unfinished {state.split('-')[0]} construct")
             if operator == ";;":
+                if not open_cases:
+                    raise ShellSyntaxUnknown("';;' outside a case")
                 _finish(current, commands)
                 current = SimpleCommand()
                 state = "case-pattern"
@@ -409,6 +412,7 @@ def simple_commands(text: str) -> list[SimpleCommand]:
             continue
         if state == "case-pattern":
             if word.raw == "esac" and not current.assignments:
+                open_cases -= 1
                 state = "command"
                 continue
             current.assignments.append(word)
@@ -420,6 +424,11 @@ def simple_commands(text: str) -> list[SimpleCommand]:
                 state = "for-name"
             elif word.raw == "case":
                 state = "case-word"
+                open_cases += 1
+            elif word.raw == "esac":
+                if not open_cases:
+                    raise ShellSyntaxUnknown("'esac' outside a case")
+                open_cases -= 1
             continue
         if not current.words and _ASSIGNMENT.match(word.raw):
             current.assignments.append(word)

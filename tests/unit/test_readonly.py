@@ -226,6 +226,8 @@ REFUSED_CATEGORIES = [
     "for 'x' in a; do echo; done",
     "for x 'in' a; do echo; done",
     "echo {fd}</etc/hostname",  # {name}< opens and names a descriptor
+    "echo a;; cat /etc/hostname)",  # ;; and esac only inside a case
+    "echo a; esac",
 ]
 
 CHANGES = [
