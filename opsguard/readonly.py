@@ -532,6 +532,9 @@ def _compose(args: list[Word], context: _Context) -> str | None:
             return f"docker compose option {args[index].literal} is not known to be read-only"
         if index + 1 >= len(args) or args[index + 1].literal is None:
             return "a computed docker compose option value"
+        if ":" in str(args[index + 1].literal):
+            # -f oci://... or a git URL: compose downloads the project (and caches it) first.
+            return "a docker compose file or directory that is not a local path"
         index += 2
     if index >= len(args) or args[index].literal is None:
         return "docker compose without a plain sub-command"
