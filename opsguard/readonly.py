@@ -113,7 +113,7 @@ _READERS = frozenset(
         "stat", "df", "du", "free", "uptime", "uname", "id", "whoami", "groups", "basename", "dirname", "realpath",
         "readlink", "ps", "pgrep", "pidof", "nproc", "getconf", "sleep", "seq", "base64", "od", "hexdump", "cmp",
         "comm", "md5sum", "sha1sum", "sha256sum", "sha512sum", "getent", "who", "w", "last", "lsblk", "findmnt",
-        "lscpu", "lsof", "which", "exit", "return", "shift", "break", "continue", "pwd", "zcat",
+        "lscpu", "which", "exit", "return", "shift", "break", "continue", "pwd", "zcat",
         "column", "numfmt", "dpkg-query", "pg_isready", "zipinfo", "lsmod", "printenv", "type", "umask",
     }
 )  # fmt: skip
@@ -267,6 +267,16 @@ def _bracket(args: list[Word], context: _Context) -> str | None:
     if not args or args[-1].literal != "]":
         return "[ without its closing ]"
     return _test(args[:-1], context)
+
+
+def _lsof(args: list[Word], context: _Context) -> str | None:
+    # -D b|u|r|i builds, updates or reads a device cache file (where lsof supports one), also in a cluster (-nDb).
+    for arg in args:
+        if arg.literal is None:
+            return "a computed lsof argument"
+        if arg.literal.startswith("-") and "D" in arg.literal:
+            return "lsof -D (its device cache file)"
+    return None
 
 
 def _wait(args: list[Word], context: _Context) -> str | None:
@@ -745,6 +755,7 @@ _RULES: dict[str, Rule] = {
     "test": _test,
     "[": _bracket,
     "wait": _wait,
+    "lsof": _lsof,
     # cd only to a literal directory: after `cd /d?v`, a relative path such as watchdog is a device.
     "cd": _strict({"-P", "-L"}, operands=1),
     "find": _find,

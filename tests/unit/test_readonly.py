@@ -254,6 +254,8 @@ CHANGES = [
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -c '\\! rm x'",
     f"docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} postgresql psql -f /tmp/x.sql",
     "docker compose up -d",
+    "lsof -Db",
+    "lsof -nDu",
     "docker compose -f oci://registry.example/evil:latest config",
     "docker compose -f https://github.com/x/y.git config",
     "echo | openssl s_client -connect 127.0.0.1:443",  # s_client sends its input: only </dev/null
