@@ -18,8 +18,8 @@ here-document ends, the whole category is refused rather than modelled:
   here-document inside ``$(...)``; an unquoted body with ``$``, a backquote or a backslash;
 - ``{name}<file`` (bash opens a new descriptor and stores its number in name);
 - an unquoted ``~`` makes a word computed (``~-`` is $OLDPWD, which ``${OLDPWD:=-delete}`` sets);
-  ``${...}`` is only ``${name}`` or ``${name:-default}`` / ``${name:+word}`` / ``${name:?word}`` with a
-  lower-case name: never ``${name=...}`` or ``${name:=...}``, which assign;
+  ``${...}`` is only ``${name}`` or ``${name:-default}`` / ``${name:+word}`` / ``${name:?word}``:
+  never ``${name=...}`` or ``${name:=...}``, which assign;
 - a reserved word (``for``, ``case``, ``if``...) is one only unquoted and first in its command (bash
   runs ``\for``, ``'case'`` or ``x=1 case`` as a command named for or case).
 """
@@ -34,8 +34,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("&&", "||", ";;", "|&", "&", "|", ";", "(", ")")
 _REDIRECTS = ("&>>", "&>", ">>", ">&", ">|", "<<-", "<<", "<&", "<>", ">", "<")
 _BRACES = re.compile(r"\{[^{}]*(,|\.\.)[^{}]*\}")
-# ${name}, ${#name}, ${name:-default}, ${name:+word}, ${name:?word}: never = or := (they assign), lower-case names only.
-_PARAMETER = re.compile(r"#?[a-z_][a-z0-9_]*(:?[-?+][A-Za-z0-9_./:@%+=, -]*)?|[0-9#?$!*@-]")
+# ${name}, ${#name}, ${name:-default}, ${name:+word}, ${name:?word}: never = or := (they assign). Reading
+# ${NAME} is no more than $NAME; what made ~- an option was ${OLDPWD:=-delete} assigning it.
+_PARAMETER = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*(:?[-?+][A-Za-z0-9_./:@%+=, -]*)?|[0-9#?$!*@-]")
 # Bash's here-document delimiters that this module follows: a plain word, bare or wholly quoted.
 _HEREDOC_DELIMITER = re.compile(r"[A-Za-z0-9_]+|'[A-Za-z0-9_]+'|\"[A-Za-z0-9_]+\"")
 # Characters bash reads as a name after $ (ASCII only: str.isalpha() also accepts letters bash does not).
@@ -259,8 +260,8 @@ def _scan_dollar(text: str, index: int, scripts: list[str]) -> tuple[int, bool, 
     """Given text at a '$', return (index after the expansion, whether it was literal, its literal value).
 
     Refused (ShellSyntaxUnknown): arithmetic ``$((...))`` and ``$[...]`` (an expression evaluates the
-    variables it names, and a value like ``a[$(cmd)]`` runs cmd); any ``${...}`` but a plain lower-case
-    name with an optional plain default (``${x}``, ``${x:-/tmp}``); ``$'...'`` and ``$"..."`` (also inside
+    variables it names, and a value like ``a[$(cmd)]`` runs cmd); any ``${...}`` but a plain name with
+    an optional plain default (``${x}``, ``${x:-/tmp}``), never one that assigns (``${x=..}``, ``${x:=..}``); ``$'...'`` and ``$"..."`` (also inside
     double quotes, where bash does not treat them specially: refusing both readings is simpler).
     """
     following = text[index + 1 : index + 2]

@@ -54,6 +54,7 @@ READ_ONLY = [
     '[ ! "$x" = "$y" ] && [ \\( "$x" \\) ] && [ "$x" ]',
     "printf '%s\\n' \"$x\" $y; printf -- '-%s' x",
     "sleep 1 & wait",
+    'echo "${POSTGRES_USER:-postgres}" ${HOME}',
     "timeout 10 openssl s_client -connect example.com:443 -servername example.com </dev/null 2>/dev/null | openssl x509 -noout -enddate",
     "cat /proc/uptime 2>/dev/null >&2 </dev/null; df -P 1>&2 2>&1",
     f'docker exec -e PGOPTIONS={READ_ONLY_PGOPTIONS_WORD} -e PGDATABASE="$db" postgresql psql -X -U "$user" -tAc \'select 1\'',
@@ -215,9 +216,9 @@ REFUSED_CATEGORIES = [
     "sed s/a/b/ ~",  # an unquoted tilde is computed
     "find /victim ~-",
     "sort ~+ /etc/hostname",
-    "echo ${x=1}",  # ${...} that assigns, or with an upper-case name
+    "echo ${x=1}",  # ${...} that assigns
     "echo ${x:=1}",
-    "echo ${HOME:-/}",
+    "echo ${OLDPWD:=-delete}",
     "\\if true; then echo; fi",  # a reserved word only unquoted and first in its command
     "'for' x in a; do echo; done",
     "x=1 if true; then echo; fi",
