@@ -186,7 +186,7 @@ def probe_sections(settings: AuditParams, since: datetime) -> list[Section]:
         Section("clock", CLOCK),
         Section("history", history_read_command(settings.remote_state)),
         Section("apt", f"for f in {_words(apt_files)}; do if [ -f \"$f\" ]; then zcat -f -- \"$f\"; fi; done"
-                       f" | awk -v since={day} '/^Start-Date:/ {{keep = ($2 >= since)}} keep {{print}}'"),
+                       f" | awk -v since={day} '$0 ~ \"^Start-Date:\" {{keep = ($2 >= since)}} keep {{print}}'"),
         Section("dpkg", f"for f in {_words(dpkg_files)}; do if [ -f \"$f\" ]; then cat -- \"$f\"; fi; done"
                         f" | awk -v since={day} '$1 >= since && ($3 == \"install\" || $3 == \"upgrade\" || "
                         f"$3 == \"remove\" || $3 == \"purge\")'"),

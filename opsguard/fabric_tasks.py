@@ -56,6 +56,7 @@ from opsguard.inventory import Host
 from opsguard.readonly import read_only_problem
 from opsguard.session import DEFAULT_STEP_TIMEOUT, ChangeSession
 from opsguard.textsafe import printable
+from opsguard.transport import render_command
 
 __all__ = [
     "CallRecord",
@@ -274,7 +275,7 @@ class GuardedConnection(invoke.Context):
             env=env or None,
             on_output=self._printer(hidden, options["out_stream"], options["err_stream"]),
         ), read=not mutates, accepted=bool(options["warn"]))
-        sent = text if sudo_user is None else f"sudo -n -iu {shlex.quote(sudo_user)} -- sh -c {shlex.quote(text)}"
+        sent = render_command(text, sudo_user=sudo_user)  # what the host was sent (the sudo wrapper included)
         result = Result(stdout=outcome.stdout, stderr=outcome.stderr, encoding="utf-8", command=sent, shell="",
                         env=env, exited=outcome.exit_status, pty=False, hide=hidden)
         if outcome.exit_status != 0 and not options["warn"]:

@@ -263,8 +263,9 @@ def tls_targets(settings: HealthParams, env_text: str | None) -> list[tuple[str,
 def tls_sections(targets: Sequence[tuple[str, str]]) -> list[Section]:
     """Given (name, address) pairs, return one section per certificate: its notAfter date, read with openssl."""
     return [
-        Section(f"tls:{index}", f"echo | timeout 10 openssl s_client -connect {quote(address)} -servername "
-                                f"{quote(name.partition(':')[0])} 2>/dev/null | openssl x509 -noout -enddate")
+        # </dev/null: s_client sends its input to the server, so it gets none (the vocabulary requires it).
+        Section(f"tls:{index}", f"timeout 10 openssl s_client -connect {quote(address)} -servername "
+                                f"{quote(name.partition(':')[0])} </dev/null 2>/dev/null | openssl x509 -noout -enddate")
         for index, (name, address) in enumerate(targets)
     ]
 

@@ -112,7 +112,7 @@ CLOCK = "date +%s; date +%z; readlink /etc/localtime 2>/dev/null || cat /etc/tim
 
 def pm2_probe(deploy_user: str) -> str:
     """Given the deploy user, return the probe listing its pm2 processes (only when its daemon runs)."""
-    return f"sudo -n -iu {quote(deploy_user)} -- sh -c {quote(PM2_JLIST)}"
+    return f"sudo -n -iu {quote(deploy_user)} -- bash -c {quote(PM2_JLIST)}"  # bash: the grammar readonly checks
 
 
 def containers_probe() -> str:

@@ -9,41 +9,78 @@ It is an allow-list and it fails closed: a command it does not know, an option i
 understand where options matter, a computed command name, an output redirection to a file, ``eval``,
 a function definition or shell syntax it cannot follow — all count as "may change the host".
 Being wrong in that direction costs a refused probe; being wrong in the other costs a change
-without a snapshot.
+without a snapshot. Where bash could read a text differently from a simple reading, the whole
+category is refused (shellparse.py lists them: backquotes, ``$'..'``/``$"..``, line continuations,
+here-document delimiters but a plain word, reserved words unless unquoted and first, ``~``...).
+The text is judged by bash's grammar: opsguard sends a sudo step as ``sudo -n -iu USER -- bash -c``.
 
 What "read-only" means here: the command writes nothing on the host — no file (not even a log or a
-cache), no daemon's state, no database row, no service state. Reading files, listing processes and
-asking a running daemon for its state are read-only. Two things need more than a word list:
+cache), no daemon's state, no database row, no service state, and sends nothing but its request over
+a network. Reading files, listing processes and asking a running daemon for its state are
+read-only. Some things need more than a word list:
 
 - ``pm2 jlist`` STARTS the pm2 daemon, writing ``~/.pm2``, when none runs. It is read-only only as
   the exact construct ``PM2_LISTING`` (``if PM2_DAEMON_RUNNING; then pm2 jlist; else echo
-  pm2_not_running; fi``); ``pm2`` anywhere else is refused.
+  pm2_not_running; fi``), as a whole command of its own (or inside one single-quoted ``sh -c``
+  script); ``pm2`` anywhere else is refused. The daemon counts as running when its pid file names a
+  process whose command line names PM2 and its socket file exists.
 - ``psql`` is read-only only with ``PGOPTIONS`` set to exactly ``READ_ONLY_PGOPTIONS`` (PostgreSQL then
-  refuses writes) AND a single SELECT that calls only functions known to have no side effect (a
-  read-only transaction still lets a query stop other sessions or reload the configuration).
+  refuses writes; never through sudo, which drops it, nor with a ``-d`` connection string that
+  overrides it) AND a single SELECT without comments, ``U&`` escapes or quoted identifiers but plain
+  names, calling only functions known to have no side effect (a read-only transaction still lets a
+  query stop other sessions or reload the configuration).
+- ``openssl s_client`` sends its standard input to the server: only with ``</dev/null``.
+- Redirections: targets are literal; only ``2>&1`` and ``>&2`` duplicate descriptors (bash opens
+  ``/dev/tcp/HOST/PORT`` itself, read-write). No literal path may name a device (``/dev/null``
+  aside) or a special file whose reading changes it (``/proc/kmsg``, a ``trace_pipe``,
+  ``/proc/PID/fd/N``, ``/run/initctl``), however it is written.
+- awk programs have no regex literal, backslash, newline, ``@`` or comment (then their strings read
+  as awk reads them); sed addresses are a number, ``$`` or a ``/literal/`` without a backslash.
 
 Every rule is an allow-list of exact options: an option it does not list (or an abbreviation of one,
-which GNU tools accept), or an argument whose value the shell computes (``$x``, ``$'..'``, a glob, a
-brace expansion), is refused where options matter. Assignments may set only lower-case shell
-variables (and ``PGOPTIONS`` to exactly the read-only value): ``PS4``, ``BASH_ENV``, ``LD_PRELOAD``,
-``TAR_OPTIONS``... change what other commands do.
+which GNU tools accept), or an argument whose value the shell computes (``$x``, a glob, a brace
+expansion, ``~``), is refused where options matter, and so is a computed container, service, test
+operator or printf format. Assignments may set only lower-case shell variables but ``*_proxy`` and
+``npm_config_*`` (and ``PGOPTIONS`` to exactly the read-only value, ``PGDATABASE`` to a name):
+``PS4``, ``BASH_ENV``, ``LD_PRELOAD``, ``TAR_OPTIONS``, ``http_proxy``... change what other commands do.
+
+Known limits (what this module cannot see, so does not claim):
+
+- A computed argument of a command that only reads (``cat "$f"``, ``head /var/log/*``) may still
+  name a device, a FIFO or another special file; so may a literal path to a FIFO elsewhere (reading
+  one takes data meant for its reader) or a symlink to a device. Only the literal names above are
+  refused.
+- ``apt-get -s``, ``apt-cache policy`` and ``apt list`` run as root rewrite ``/var/cache/apt/*.bin``
+  when those caches are stale (the nightly health probe passes ``-o Dir::Cache::pkgcache=`` and
+  ``srcpkgcache=`` to apt-get; the update playbook's preflight simulation does not).
+- ``getent hosts``, ``hostname -A``/``-f`` make DNS queries and ``pg_isready -h H -p P``,
+  ``curl`` and ``openssl s_client`` connect to the host and port they are given: a request is read,
+  not a change of this host, but the other end sees it.
+- Programs read their own configuration (``~/.curlrc``, a login shell's profile under ``sudo -i``,
+  a database's ``~/.pg_service.conf``): the host's own settings are trusted, not checked.
 
 ``read_only_problem(text)`` returns None for read-only text, else one line saying why not.
 ``classify(text, writable=(dir, ...))`` also accepts writes under the given directories (opsguard's
-own lock dir and change record), for the test oracle's "nothing but bookkeeping" judgement.
+own lock dir and change record), with only the options opsguard's bookkeeping uses, for the test
+oracle's "nothing but bookkeeping" judgement.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from opsguard.shellparse import ShellSyntaxUnknown, Word, simple_commands
+from opsguard.shellparse import ShellSyntaxUnknown, SimpleCommand, Word, simple_commands
 
-# The test a probe script runs before asking pm2 anything (pm2 starts a daemon when none runs).
-# /proc/PID exists for any live process whoever owns it (kill -0 would fail for another user's).
-PM2_DAEMON_RUNNING = 'pm2_pid=$(cat "$HOME/.pm2/pm2.pid" 2>/dev/null) && [ -n "$pm2_pid" ] && [ -d "/proc/$pm2_pid" ]'
+# The test a probe script runs before asking pm2 anything (pm2 starts a daemon when none runs): the
+# pid file names a number, the daemon's socket is there, and that process's command line is the
+# daemon's title ("PM2 v5.3.0: God Daemon (...)"): a stale pm2.pid whose pid another process now has
+# fails (a live pid alone would pass, and pm2 jlist would start a daemon). /proc/PID/cmdline is
+# readable whoever owns the process; -gt fails on anything but a number (/proc/self would match).
+PM2_DAEMON_RUNNING = ('pm2_pid=$(cat "$HOME/.pm2/pm2.pid" 2>/dev/null) && [ "$pm2_pid" -gt 0 ] 2>/dev/null'
+                      ' && [ -S "$HOME/.pm2/rpc.sock" ] && grep -q PM2 "/proc/$pm2_pid/cmdline" 2>/dev/null')
 PM2_NOT_RUNNING = "pm2_not_running"
 # The ONLY text in which pm2 may appear: ask it for its list only after finding its daemon alive.
 PM2_LISTING = f"if {PM2_DAEMON_RUNNING}; then pm2 jlist; else echo {PM2_NOT_RUNNING}; fi"
@@ -64,6 +101,7 @@ _OUTPUT_REDIRECTS = {">", ">>", ">|", "<>", "&>", "&>>"}
 class _Context:
     writable: tuple[str, ...]
     environment: tuple[str, ...] = ()  # NAME=value assignments in force for the command
+    stdin_null: bool = False  # the command's standard input is </dev/null
 
 
 Rule = Callable[[list[Word], _Context], str | None]
@@ -75,7 +113,7 @@ _READERS = frozenset(
         "stat", "df", "du", "free", "uptime", "uname", "id", "whoami", "groups", "basename", "dirname", "realpath",
         "readlink", "ps", "pgrep", "pidof", "nproc", "getconf", "sleep", "seq", "base64", "od", "hexdump", "cmp",
         "comm", "md5sum", "sha1sum", "sha256sum", "sha512sum", "getent", "who", "w", "last", "lsblk", "findmnt",
-        "lscpu", "lsof", "which", "cd", "exit", "return", "shift", "break", "continue", "wait", "pwd", "zcat",
+        "lscpu", "which", "exit", "return", "shift", "break", "continue", "pwd", "zcat",
         "column", "numfmt", "dpkg-query", "pg_isready", "zipinfo", "lsmod", "printenv", "type", "umask",
     }
 )  # fmt: skip
@@ -85,6 +123,11 @@ def _literals(args: list[Word]) -> list[str] | None:
     """Given arguments, return their literal values, or None if the shell computes one of them."""
     values = [arg.literal for arg in args]
     return None if any(value is None for value in values) else [str(value) for value in values]
+
+
+def _one_word(word: Word) -> bool:
+    """Given a word, return whether the shell keeps it one word whatever it expands to (wholly in double quotes)."""
+    return word.literal is not None or re.fullmatch(r'"[^"`\\]*"', word.raw) is not None
 
 
 def _parse_options(values: list[str], flags: set[str], valued: set[str], *, clusters: str = "",
@@ -166,18 +209,79 @@ def _strict(flags: set[str], valued: set[str] = frozenset(), *, clusters: str = 
     return rule
 
 
-def _reader_without(*options: str) -> Rule:
-    """A reader with a few options that must not appear (e.g. printf -v assigns into an array subscript)."""
-
-    def rule(args: list[Word], context: _Context) -> str | None:
-        for arg in args:
-            if arg.literal is not None and (arg.literal in options or any(arg.literal.startswith(o + "=") for o in options)):
-                return f"option {arg.literal} is not read-only"
-            if arg.literal is None and not arg.raw.startswith('"'):
-                return "an unquoted argument the shell computes"
+def _printf(args: list[Word], context: _Context) -> str | None:
+    """printf FORMAT [ARGUMENT...]: standard output only. SAFETY: the format is literal and no option: a
+    computed first word could be -v, and ``printf -v 'a[$(cmd)]'`` runs cmd."""
+    dashes = bool(args) and args[0].literal == "--"
+    if dashes:
+        args = args[1:]
+    if not args:
         return None
+    if args[0].literal is None:
+        return "printf with a computed format (it could be -v)"
+    return f"printf option {args[0].literal} is not read-only" if args[0].literal.startswith("-") and not dashes else None
 
-    return rule
+
+_TEST_BINARY = {"=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-nt", "-ot", "-ef", "-a", "-o"}
+
+
+def _test_shape_is_fixed(args: list[Word]) -> bool:
+    """Given test's arguments, return whether their count and literal operators fix what each one is.
+
+    Bash's test picks by the argument count: 1 is a string; 2 is ``! X`` or ``-OP X``; 3 is ``X BINOP Y``
+    (first), else ``! X Y``, else ``( X )``; 4 is ``! X Y Z`` or ``( X Y )``. A computed word anywhere else
+    could be read as an operator.
+    """
+    values = [arg.literal for arg in args]
+    if len(args) <= 1:
+        return True
+    if len(args) == 2:
+        return values[0] is not None
+    if len(args) == 3:
+        if values[1] in _TEST_BINARY:
+            return True
+        if values[0] == "!":
+            return _test_shape_is_fixed(args[1:])
+        return values[0] == "(" and values[2] == ")"
+    if len(args) == 4:
+        if values[0] == "!":
+            return _test_shape_is_fixed(args[1:])
+        return values[0] == "(" and values[3] == ")" and _test_shape_is_fixed(args[1:3])
+    return False
+
+
+def _test(args: list[Word], context: _Context) -> str | None:
+    """test EXPRESSION. SAFETY: no -v or -R (they evaluate an array subscript: ``-v 'a[$(cmd)]'`` runs cmd),
+    and a computed word only where it cannot be one of them."""
+    for arg in args:
+        if arg.literal in ("-v", "-R"):
+            return f"test {arg.literal} evaluates an array subscript"
+        if not _one_word(arg):
+            return "an unquoted argument the shell computes"
+    if all(arg.literal is not None for arg in args) or _test_shape_is_fixed(args):
+        return None
+    return "a computed test argument where an operator could be (-v)"
+
+
+def _bracket(args: list[Word], context: _Context) -> str | None:
+    if not args or args[-1].literal != "]":
+        return "[ without its closing ]"
+    return _test(args[:-1], context)
+
+
+def _lsof(args: list[Word], context: _Context) -> str | None:
+    # -D b|u|r|i builds, updates or reads a device cache file (where lsof supports one), also in a cluster (-nDb).
+    for arg in args:
+        if arg.literal is None:
+            return "a computed lsof argument"
+        if arg.literal.startswith("-") and "D" in arg.literal:
+            return "lsof -D (its device cache file)"
+    return None
+
+
+def _wait(args: list[Word], context: _Context) -> str | None:
+    # wait -p NAME assigns (an array subscript runs code); plain wait only waits.
+    return None if not args else "wait with arguments"
 
 
 # Environment settings known to make tools do LESS (no prompts, no automatic restarts, C locale).
@@ -191,7 +295,13 @@ def _assignment_problem(text: str) -> str | None:
         return None
     if name == "PGOPTIONS":
         return None if value == READ_ONLY_PGOPTIONS else "PGOPTIONS other than the read-only value"
+    if name == "PGDATABASE":
+        # libpq reads PGDATABASE as a name only, never as connection settings; refused if it looks like them anyway.
+        return "PGDATABASE with a connection string or URI" if _connection_string(value) else None
     if not _SAFE_NAME.fullmatch(name):
+        return f"setting {name} changes what other commands do"
+    if name.endswith("_proxy") or name.startswith("npm_config_"):
+        # Lower-case names that tools do read: curl sends its requests through http_proxy (to any port).
         return f"setting {name} changes what other commands do"
     return None
 
@@ -225,9 +335,13 @@ def _absolute_glob(raw: str) -> bool:
     return raw.startswith("/") and not any(mark in raw for mark in "$`'\"{},")
 
 
-_AWK_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_AWK_REGEX = re.compile(r"(?:(?<=[~(,{!&|;])|^)\s*/(?:[^/\\\n]|\\.)*/")
-_AWK_STATEMENT = re.compile(r"\b(?:print|printf)\b[^;{}\n]*")
+# SAFETY: awk reads /.../ as a regex literal or a division by context, and a regex may hold a quote
+# (`x = /"/; print "cmd" | "sh"`): a simple reading then takes code for a string. A program here has no
+# regex literal (at most one /, a division; match with ~ "regex"), no backslash (escapes, continuation
+# lines), no newline (`print 1,<newline>2 > f`), no @ (gawk's @load/@include run extensions) and no
+# comment: its strings are then exactly "..." without a quote inside, as awk reads them.
+_AWK_STRING = re.compile(r'"[^"]*"')
+_AWK_STATEMENT = re.compile(r"\b(?:print|printf)\b[^;{}]*")
 
 
 def _awk(args: list[Word], context: _Context) -> str | None:
@@ -245,16 +359,32 @@ def _awk(args: list[Word], context: _Context) -> str | None:
         return "no awk program"
     if values[index].startswith("-"):
         return f"awk option {values[index]} is not known to be read-only"
-    program = _AWK_REGEX.sub(" ", _AWK_STRING.sub('""', values[index]))
-    if re.search(r"\b(system|getline|close|fflush)\b|\|&|\bENVIRON\b", program):
+    return _awk_program_problem(values[index])
+
+
+def _awk_program_problem(program: str) -> str | None:
+    """Given an awk program, return None if it only reads its input and prints to standard output, else why not."""
+    if any(mark in program for mark in "\\@\n"):
+        return "an awk program with a backslash, an @ or a newline"
+    if program.count("/") > 1:
+        return "an awk program with a regex literal /.../ (match with ~ \"regex\" instead)"
+    code = _AWK_STRING.sub(" 0 ", program)  # each string becomes a plain operand
+    if '"' in code or "#" in code:
+        return "an awk program with an unterminated string or a comment"
+    if re.search(r"\b(system|getline|close|fflush)\b|\|&|\bENVIRON\b", code):
         return "the awk program runs a command or reads or writes another file"
-    if any(re.search(r"[>|]", statement) for statement in _AWK_STATEMENT.findall(program)):
+    if any(re.search(r"[>|]", statement) for statement in _AWK_STATEMENT.findall(code)):
         return "the awk program prints into a file or a command"
     return None
 
 
-_SED_SUBSTITUTE = re.compile(r"s(?P<d>[^\\\n])(?:(?!(?P=d)).|\\.)*(?P=d)(?:(?!(?P=d)).|\\.)*(?P=d)[gpiIm0-9]*")
-_SED_PRINT = re.compile(r"(?:\d+|\$|/[^/\n]*/)?(?:,(?:\d+|\$|/[^/\n]*/))?[pdq=]")
+# A backslash always escapes the next character, as in sed (so \/ never ends a part); the delimiter is
+# not a backslash or a newline. SAFETY: an address is a line number, $ or /literal/ WITHOUT a backslash:
+# with one, `/\|\/,/e cmd #/p` reads as two addresses and p here, as one address and `e cmd` in sed.
+_SED_PART = r"(?:\\[^\n]|(?!(?P=d))[^\\\n])*"
+_SED_SUBSTITUTE = re.compile(rf"s(?P<d>[^\\\n]){_SED_PART}(?P=d){_SED_PART}(?P=d)[gpiIm0-9]*")
+_SED_ADDRESS = r"(?:\d+|\$|/[^/\\\n]*/)"
+_SED_PRINT = re.compile(rf"{_SED_ADDRESS}?(?:,{_SED_ADDRESS})?[pdq=]")
 
 
 def _sed(args: list[Word], context: _Context) -> str | None:
@@ -337,7 +467,8 @@ def _sudo(args: list[Word], context: _Context) -> str | None:
         else:
             return f"sudo option {value} is not known to be read-only"
     rest = args[index:]
-    return _check_words(rest, context) if rest else None
+    # sudo resets the environment (env_reset): what was set before it (PGOPTIONS...) does not reach the command.
+    return _check_words(rest, _Context(context.writable, (), stdin_null=context.stdin_null)) if rest else None
 
 
 def _shell(args: list[Word], context: _Context) -> str | None:
@@ -411,6 +542,9 @@ def _compose(args: list[Word], context: _Context) -> str | None:
             return f"docker compose option {args[index].literal} is not known to be read-only"
         if index + 1 >= len(args) or args[index + 1].literal is None:
             return "a computed docker compose option value"
+        if ":" in str(args[index + 1].literal):
+            # -f oci://... or a git URL: compose downloads the project (and caches it) first.
+            return "a docker compose file or directory that is not a local path"
         index += 2
     if index >= len(args) or args[index].literal is None:
         return "docker compose without a plain sub-command"
@@ -429,20 +563,35 @@ def _compose(args: list[Word], context: _Context) -> str | None:
     return f"docker compose {subcommand} is not read-only"
 
 
+_COMPUTED_PGDATABASE = re.compile(r'PGDATABASE="\$[a-z_][a-z0-9_]*"|"PGDATABASE=\$[a-z_][a-z0-9_]*"')
+
+
 def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> str | None:
-    """``docker [compose] exec [options] CONTAINER COMMAND...``: the command runs in the container; check it the same way."""
-    environment = list(context.environment)
+    """``docker [compose] exec [options] [--] CONTAINER COMMAND...``: the command runs in the container; check it the same way.
+
+    SAFETY: the container (or service) is a literal word, or one double-quoted word after ``--``: a
+    computed word before it may expand to options (``-d web rm -rf /data``). docker exec passes none of
+    the caller's environment on, only ``-e`` values.
+    """
+    environment: list[str] = []
     flags = {"-T", "-i"} if compose else {"-i"}
     index = 0
+    after_dashes = False
     while index < len(args):
         value = args[index].literal
+        if value == "--":
+            index += 1
+            after_dashes = True
+            break
         if value is None or not value.startswith("-"):
-            break  # the container (or service): computed is fine, it names where, not what
+            break
         if value in flags:
             index += 1
             continue
         if value in ("-e", "--env", "-u", "--user"):
             given = args[index + 1].literal if index + 1 < len(args) else None
+            if given is None and value in ("-e", "--env") and index + 1 < len(args) and _COMPUTED_PGDATABASE.fullmatch(args[index + 1].raw):
+                given = "PGDATABASE=computed"  # a database name from a variable: PGDATABASE is never connection settings
             if given is None:
                 return f"a computed docker exec {value} value"
             if value in ("-e", "--env"):
@@ -453,9 +602,13 @@ def _container_exec(args: list[Word], context: _Context, *, compose: bool) -> st
             index += 2
             continue
         return f"docker exec option {value} is not known to be read-only"
+    if index >= len(args):
+        return "docker exec without a container"
+    if args[index].literal is None and not (after_dashes and _one_word(args[index])):
+        return "a computed container or service (only as one double-quoted word after --)"
     if index + 1 >= len(args):
         return "docker exec without a command"
-    return _check_words(args[index + 1 :], _Context((), tuple(environment)))
+    return _check_words(args[index + 1 :], _Context((), tuple(environment), stdin_null=context.stdin_null))
 
 
 _CURL_SCHEMES = ("http://", "https://")
@@ -466,8 +619,11 @@ def _curl_check(options: list[tuple[str, str | None]], operands: list[str]) -> s
     for name, value in options:
         if name in ("-o", "--output") and value != "/dev/null":
             return "curl writes a file"
-        if name in ("-w", "--write-out") and "%output" in (value or ""):
-            return "curl -w %output writes a file"
+        if name in ("-w", "--write-out") and ("%output" in (value or "") or (value or "").startswith("@")):
+            return "curl -w %output writes a file (and -w @FILE reads a format that may)"
+        if name in ("-H", "--header") and ((value or "").startswith("@") or "\n" in (value or "")):
+            # A line break in a header ends it: the rest is a second request on the same connection.
+            return "curl -H with a line break or read from a file"
     if len(operands) != 1 or not operands[0].startswith(_CURL_SCHEMES):
         return "curl needs exactly one http(s) URL"
     return None
@@ -496,6 +652,13 @@ _SQL_CALL = re.compile(r'("?)([A-Za-z_][A-Za-z0-9_.]*)\1\s*\(')
 
 
 def _psql(args: list[Word], context: _Context) -> str | None:
+    """psql -c 'SELECT ...' with exactly the read-only PGOPTIONS in force.
+
+    SAFETY: a database given as a connection string (``dbname=x options=-c...``) or a URI
+    (``postgresql:///x?options=...``) overrides PGOPTIONS, so -d/--dbname is literal, without ``=`` and
+    ``://`` (a computed database goes in PGDATABASE, which libpq never reads as a connection string).
+    A user name may come from a variable: one double-quoted word is always a value there.
+    """
     if f"PGOPTIONS={READ_ONLY_PGOPTIONS}" not in context.environment or any(
         entry.startswith("PGOPTIONS=") and entry != f"PGOPTIONS={READ_ONLY_PGOPTIONS}" for entry in context.environment
     ):
@@ -503,8 +666,8 @@ def _psql(args: list[Word], context: _Context) -> str | None:
     values: list[str] = []
     for index, arg in enumerate(args):
         previous = args[index - 1].literal if index else None
-        if arg.literal is None and previous in ("-U", "-d") and re.fullmatch(r'"\$[a-z_][a-z0-9_]*"', arg.raw):
-            values.append("computed-name")  # a user or database name from a variable: a value, never an option
+        if arg.literal is None and previous in ("-U", "--username") and re.fullmatch(r'"\$[a-z_][a-z0-9_]*"', arg.raw):
+            values.append("computed-name")  # a user name from a variable: a value, never an option
         elif arg.literal is None:
             return "a computed psql argument"
         else:
@@ -516,17 +679,39 @@ def _psql(args: list[Word], context: _Context) -> str | None:
     if isinstance(parsed, str):
         return parsed
     options, operands = parsed
+    for name, value in options:
+        if name in ("-d", "--dbname") and _connection_string(value or ""):
+            return "psql -d with a connection string or URI (it can override PGOPTIONS)"
     queries = [value for name, value in options if name == "-c"]
     if len(queries) != 1 or operands:
         return "psql needs exactly one -c query"
     return _query_problem(str(queries[0]))
 
 
+def _connection_string(value: str) -> bool:
+    """Given a database name as given, return whether libpq would read it as connection settings instead."""
+    return "=" in value or "://" in value
+
+
+# Double-quoted identifiers: a plain name only ("SequelizeMeta"), so "name"( is still seen as a call.
+_SQL_QUOTED_IDENTIFIER = re.compile(r'"(?:[^"]|"")*"?')  # "" inside is a quote; an unterminated one too
+_SQL_PLAIN_QUOTED_IDENTIFIER = re.compile(r'"[A-Za-z_][A-Za-z0-9_]*"')
+
+
 def _query_problem(query: str) -> str | None:
+    """Given a query, return None if it is one SELECT calling only functions known to have no side effect.
+
+    SAFETY: what hides a call from that check is refused: comments (``pg_sleep/**/(1)``), Unicode
+    escapes (``U&"!0070g_reload_conf" UESCAPE '!'``) and quoted identifiers other than a plain name.
+    """
     text = query.strip().rstrip(";").strip()
     lowered = text.lower()
     if not lowered.startswith("select ") or ";" in text or "\\" in text:
         return "a psql query other than one SELECT"
+    if "/*" in text or "--" in text or "u&" in lowered:
+        return "a psql query with a comment or a Unicode escape (they can hide a function call)"
+    if any(not _SQL_PLAIN_QUOTED_IDENTIFIER.fullmatch(quoted) for quoted in _SQL_QUOTED_IDENTIFIER.findall(text)):
+        return "a psql query with a quoted identifier other than a plain name"
     if re.search(r"\b(into|copy|lo_\w+|dblink\w*|set_config|pg_\w*(terminate|cancel|reload|rotate|switch|read_file|write)\w*)\b", lowered):
         return "a psql query that may act (into, copy, a function with side effects)"
     unknown = {name for _, name in _SQL_CALL.findall(text) if name.lower() not in _PSQL_FUNCTIONS and name.lower() not in ("in",)}
@@ -542,6 +727,10 @@ def _openssl(args: list[Word], context: _Context) -> str | None:
                         "-sha256"}, {"-in", "-checkend"}, operands=0,
                        check=lambda options, operands: None if ("-noout", None) in options else "openssl x509 without -noout")(args[1:], context)  # fmt: skip
     if values[0] == "s_client":
+        # SAFETY: s_client sends its standard input to the server: only with </dev/null on its command
+        # (on the right of a pipe, or from a here-document, it would send whatever it is given).
+        if not context.stdin_null:
+            return "openssl s_client without </dev/null (it sends its input to the server)"
         return _strict({"-showcerts", "-brief"}, {"-connect", "-servername", "-CAfile"}, operands=0)(args[1:], context)
     return None if values == ["version"] else "only openssl x509 -noout, s_client and version are read-only"
 
@@ -562,9 +751,13 @@ _CURL_OPTIONS = _strict({"-s", "-S", "-f", "-k", "-L", "-I", "--silent", "--show
 
 
 _RULES: dict[str, Rule] = {
-    "printf": _reader_without("-v"),
-    "test": _reader_without("-v", "-R"),
-    "[": _reader_without("-v", "-R"),
+    "printf": _printf,
+    "test": _test,
+    "[": _bracket,
+    "wait": _wait,
+    "lsof": _lsof,
+    # cd only to a literal directory: after `cd /d?v`, a relative path such as watchdog is a device.
+    "cd": _strict({"-P", "-L"}, operands=1),
     "find": _find,
     "awk": _awk,
     "gawk": _awk,
@@ -628,7 +821,8 @@ _RULES: dict[str, Rule] = {
     "fuser": _strict({"-v", "-m", "-s", "-u", "-a"}, clusters="vmsua"),
 }
 # Commands that write, accepted only when every path they touch lies under a writable directory.
-_BOOKKEEPING = {"mkdir", "rmdir", "rm", "mv", "touch"}
+_BOOKKEEPING_OPTIONS = {"mkdir": {"-p", "--"}, "rmdir": {"--"}, "rm": {"-f", "--"}, "mv": {"-f", "--"}, "touch": {"--"}}
+_BOOKKEEPING = set(_BOOKKEEPING_OPTIONS)
 
 
 def _under(path: str | None, roots: tuple[str, ...]) -> bool:
@@ -643,13 +837,17 @@ def _bookkeeping(name: str, args: list[Word], context: _Context) -> str | None:
         return f"{name} changes files"
     paths = []
     options = []
+    after_dashes = False
     for arg in args:
         value = arg.literal
         if value is None:
             return f"{name} with a computed argument"
-        if value == "--" or value.startswith("-"):
-            if name == "rm" and ("r" in value.lstrip("-") or "R" in value):
-                return "rm -r"
+        if not after_dashes and value.startswith("-"):
+            # SAFETY: only the options opsguard's bookkeeping uses; any other may hold a path
+            # (mv --target-directory=/etc/cron.d) or a mode.
+            if value not in _BOOKKEEPING_OPTIONS[name]:
+                return f"{name} option {value} is not one opsguard's bookkeeping uses"
+            after_dashes = value == "--"
             options.append(value)
             continue
         paths.append(value)
@@ -677,8 +875,6 @@ def _check_words(words: list[Word], context: _Context) -> str | None:
     if "/" in name:
         return f"{_show(words)}: a command named by its path (only bare names are in the vocabulary)"
     args = words[1:]
-    if name == _PM2_LISTING_MARK and not args:
-        return None
     if name in ("export", "local"):
         for arg in args:
             problem = "a computed assignment" if arg.literal is None else _assignment_problem(arg.literal)
@@ -705,34 +901,121 @@ def _check_words(words: list[Word], context: _Context) -> str | None:
 
 
 def _show(words: list[Word]) -> str:
-    text = " ".join(word.raw for word in words)
+    text = " ".join(word.raw for word in words).replace(_PM2_LISTING_MARK, "PM2_LISTING")
     return "`" + (text if len(text) <= 60 else text[:57] + "...") + "`"
+
+
+# SAFETY: reading some files changes the host: opening /dev/watchdog arms a reboot, reading /proc/kmsg or
+# a tracing trace_pipe consumes what others would read, /proc/PID/fd/N reopens another process's pipe or
+# device, /run/initctl is init's FIFO. A literal path there is refused (/dev/null aside); a computed one
+# (a variable, a glob) cannot be known: a documented limit, like any other FIFO.
+_SPECIAL_FILE_PARTS = frozenset({"kmsg", "trace_pipe", "initctl", "fd"})
+
+
+def _special_file_problem(value: str) -> str | None:
+    """Given a literal word, return why a path in it may name a device or a special file, else None."""
+    candidates = [value, value.lstrip("@")]
+    if value.startswith("-") and not value.startswith("--") and value[2:3] == "/":
+        candidates.append(value[2:])  # -f/dev/x
+    if "=" in value:
+        candidates.append(value.split("=", 1)[1])  # --file=/dev/x, x=/dev/x
+    for candidate in candidates:
+        if not candidate:
+            continue
+        path = posixpath.normpath(re.sub("/+", "/", candidate))
+        parts = path.split("/")
+        if path == "/dev/null":
+            continue
+        if path.startswith("/"):
+            if parts[1] == "dev" or _SPECIAL_FILE_PARTS & set(parts):
+                return f"{value!r} may name a device or a special file whose reading changes it"
+        elif "://" in candidate or any(blank in candidate for blank in " \t\n"):
+            continue  # a URL, or text (a script, a query, a pattern with spaces), not a relative path
+        elif ({"dev", ".."} | _SPECIAL_FILE_PARTS) & set(parts):
+            return f"{value!r} may name a device or a special file (a relative path into dev, .., kmsg, fd...)"
+    return None
+
+
+# Descriptor duplications that only join the two output streams.
+_OUTPUT_DUPLICATIONS = {("2", ">&", "1"), ("", ">&", "2"), ("1", ">&", "2")}
 
 
 def _redirect_problem(operator: str, target: Word, writable: tuple[str, ...]) -> str | None:
     descriptor = "".join(character for character in operator if character.isdigit())
     kind = operator.lstrip("0123456789")
+    if kind in ("<<", "<<-"):
+        return None if descriptor in ("", "0") else f"a here-document on descriptor {descriptor}"
     value = target.literal
-    if value is not None and value.startswith(("/dev/tcp/", "/dev/udp/")):
-        return "a redirection to a network socket"
-    if kind in (">&", "<&") and value is not None and (value.isdigit() or value == "-"):
-        return None
-    if kind in ("<", "<<", "<<-"):
+    if value is None:
+        # SAFETY: bash itself opens /dev/tcp/HOST/PORT (connects) for any redirection: never computed.
+        return f"a redirection to a computed target {target.raw!r}"
+    if kind in (">&", "<&") and (value.isdigit() or value == "-"):
+        # >&0 writes into what stdin opened (read-write for /dev/tcp/...); 3>&-, <&4...: not followed.
+        return None if (descriptor, kind, value) in _OUTPUT_DUPLICATIONS else f"the descriptor duplication {operator}{value}"
+    if kind == "<&":
+        return f"the redirection {operator}{value}"
+    if value != "/dev/null":
+        problem = _special_file_problem(value)
+        if problem:
+            return f"a redirection: {problem}"
+    if kind == "<":
         # Input only on standard input: `1</dev/tcp/...` or `2<file` turn an input into something else.
         return None if descriptor in ("", "0") else f"an input redirection on descriptor {descriptor}"
-    if value == "/dev/null" or (value is not None and _under(value, writable)):
+    if value == "/dev/null" or _under(value, writable):
         return None
     return f"output redirected to {target.raw!r}"
 
 
+def _is_pm2_listing(command: SimpleCommand) -> bool:
+    return [word.raw for word in command.words] == [_PM2_LISTING_MARK] and not command.assignments and not command.redirects
+
+
+def _pm2_listing_problem(script: str, commands: list[SimpleCommand]) -> str | None:
+    """Given a script with each PM2_LISTING turned into the marker, and its commands, return None if every
+    marker stands alone as a whole command or lies inside one single-quoted word, else why not. Such a
+    word gets its text back (an ``sh -c`` script is then checked, and finds its construct, again).
+
+    SAFETY: only as a whole command does bash read the construct as the if-compound it is; elsewhere its
+    words are arguments (``if : if pm2_pid=...; then pm2 jlist; ...`` runs pm2 jlist after `:` succeeds),
+    double-quoted text whose $(...) runs, a comment or a here-document, whose `if` bash never tests.
+    """
+    accounted = 0
+    for command in commands:
+        if _is_pm2_listing(command):
+            accounted += 1
+            continue
+        for word in [*command.assignments, *command.words, *(redirect.target for redirect in command.redirects)]:
+            if _PM2_LISTING_MARK in word.raw and word.literal is not None and re.fullmatch(r"'[^']*'", word.raw):
+                accounted += word.raw.count(_PM2_LISTING_MARK)
+                word.literal = word.literal.replace(_PM2_LISTING_MARK, PM2_LISTING)
+    if script.count(_PM2_LISTING_MARK) != accounted:
+        return "the pm2 listing construct is not a whole command of its own (nor one single-quoted word)"
+    return None
+
+
+def _stdin_is_null(command: SimpleCommand) -> bool:
+    """Given a simple command, return whether its last redirection of standard input is </dev/null."""
+    inputs = [redirect for redirect in command.redirects
+              if redirect.operator.lstrip("0123456789") in ("<", "<<", "<<-", "<&", "<>")
+              and redirect.operator[:1] in ("<", "0")]
+    return bool(inputs) and inputs[-1].operator in ("<", "0<") and inputs[-1].target.literal == "/dev/null"
+
+
 def _problem(script: str, writable: tuple[str, ...]) -> str | None:
+    if _PM2_LISTING_MARK in script:
+        return "the text holds opsguard's internal pm2 marker"
     # The exact pm2 construct becomes one marker word before parsing: pm2 anywhere else is refused.
     script = script.replace(PM2_LISTING, _PM2_LISTING_MARK)
     try:
         commands = simple_commands(script)
     except ShellSyntaxUnknown as error:
         return f"shell syntax not followed ({error})"
+    problem = _pm2_listing_problem(script, commands)
+    if problem:
+        return problem
     for command in commands:
+        if _is_pm2_listing(command):
+            continue
         for word in command.assignments:
             for inner in word.scripts:
                 problem = _problem(inner, writable)
@@ -746,6 +1029,10 @@ def _problem(script: str, writable: tuple[str, ...]) -> str | None:
             problem = _redirect_problem(redirect.operator, redirect.target, writable)
             if problem:
                 return problem
+        for word in [*command.assignments, *command.words]:
+            problem = _special_file_problem(word.literal) if word.literal is not None else None
+            if problem:
+                return problem
         for word in command.assignments:
             if _ASSIGNMENT.match(word.raw):
                 problem = _assignment_problem(word.raw.split("=", 1)[0] + "=" + (word.literal or "").split("=", 1)[-1]
@@ -755,7 +1042,7 @@ def _problem(script: str, writable: tuple[str, ...]) -> str | None:
         if not command.words:
             continue
         environment = tuple(str(word.literal) for word in command.assignments if word.literal is not None)
-        problem = _check_words(command.words, _Context(writable, environment))
+        problem = _check_words(command.words, _Context(writable, environment, stdin_null=_stdin_is_null(command)))
         if problem:
             return problem
     return None

@@ -1,10 +1,27 @@
 """Shell text -> simple commands: the parser under the read-only vocabulary (opsguard/readonly.py).
 
-It follows POSIX sh plus the bash bits probes use (``$(...)``, backquotes, ``$((...))``, ``${...}``,
-here-documents, ``if``/``for``/``while``/``case``, ``&&``/``||``/``|``, redirections with fd numbers)
-and raises ShellSyntaxUnknown for anything else (a function definition, an unterminated quote...): the
-vocabulary then counts the text as "may change the host". Each word knows its literal value when it
-has one, and the scripts it substitutes, which the vocabulary checks in turn.
+It follows the part of bash's grammar that probes use (``$(...)``, ``${name}`` and ``${name:-default}``,
+quoted here-documents, ``if``/``for``/``while``/``case``, ``&&``/``||``/``|``, redirections with fd
+numbers) and raises ShellSyntaxUnknown for anything else: the vocabulary then counts the text as "may
+change the host". Each word knows its literal value when it has one, and the scripts it substitutes,
+which the vocabulary checks in turn.
+
+SAFETY: where bash and a simple reading could disagree about where a quote, a word, a command or a
+here-document ends, the whole category is refused rather than modelled:
+
+- backquotes (their backslash rules differ from ``$(...)``), ``$'...'`` and ``$"..."`` anywhere
+  (also inside double quotes, where bash reads ``$'`` as two plain characters);
+- backslash-newline outside single quotes (bash joins the lines first, also inside double quotes and in
+  a here-document's delimiter);
+- control characters other than tab and newline (a carriage return in an HTTP header...);
+- here-document delimiters other than ``[A-Za-z0-9_]+``, bare or wholly in single or double quotes; a
+  here-document inside ``$(...)``; an unquoted body with ``$``, a backquote or a backslash;
+- ``{name}<file`` (bash opens a new descriptor and stores its number in name);
+- an unquoted ``~`` makes a word computed (``~-`` is $OLDPWD, which ``${OLDPWD:=-delete}`` sets);
+  ``${...}`` is only ``${name}`` or ``${name:-default}`` / ``${name:+word}`` / ``${name:?word}``:
+  never ``${name=...}`` or ``${name:=...}``, which assign;
+- a reserved word (``for``, ``case``, ``if``...) is one only unquoted and first in its command (bash
+  runs ``\for``, ``'case'`` or ``x=1 case`` as a command named for or case).
 """
 
 from __future__ import annotations
@@ -17,8 +34,16 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("&&", "||", ";;", "|&", "&", "|", ";", "(", ")")
 _REDIRECTS = ("&>>", "&>", ">>", ">&", ">|", "<<-", "<<", "<&", "<>", ">", "<")
 _BRACES = re.compile(r"\{[^{}]*(,|\.\.)[^{}]*\}")
-_PARAMETER = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*(:?[-=?+][A-Za-z0-9_./:@%+=, -]*)?|[0-9#?$!*@-]")
-_RESERVED = {"if", "then", "elif", "else", "fi", "do", "done", "while", "until", "{", "}", "!", "esac"}
+# ${name}, ${#name}, ${name:-default}, ${name:+word}, ${name:?word}: never = or := (they assign). Reading
+# ${NAME} is no more than $NAME; what made ~- an option was ${OLDPWD:=-delete} assigning it.
+_PARAMETER = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*(:?[-?+][A-Za-z0-9_./:@%+=, -]*)?|[0-9#?$!*@-]")
+# Bash's here-document delimiters that this module follows: a plain word, bare or wholly quoted.
+_HEREDOC_DELIMITER = re.compile(r"[A-Za-z0-9_]+|'[A-Za-z0-9_]+'|\"[A-Za-z0-9_]+\"")
+# Characters bash reads as a name after $ (ASCII only: str.isalpha() also accepts letters bash does not).
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_FD_VARIABLE = re.compile(r"\{[^{}]*\}")
+_KEYWORDS = {"if", "then", "elif", "else", "fi", "do", "done", "while", "until", "{", "}", "!", "esac", "for", "case"}
 
 
 class ShellSyntaxUnknown(ValueError):
@@ -70,7 +95,7 @@ class _Lexer:
             if char in " \t":
                 self.index += 1
             elif char == "\\" and text.startswith("\\\n", self.index):
-                self.index += 2
+                raise ShellSyntaxUnknown("a backslash-newline (line continuation)")
             elif char == "#" and self._at_word_start():
                 end = text.find("\n", self.index)
                 self.index = len(text) if end < 0 else end
@@ -88,7 +113,11 @@ class _Lexer:
                 self.tokens.append(("op", operator))
                 self.index += len(operator)
             else:
-                self.tokens.append(("word", self._read_word()))
+                word = self._read_word()
+                if self.text[self.index : self.index + 1] in ("<", ">") and _FD_VARIABLE.fullmatch(word.raw):
+                    # {name}<file: bash opens a new descriptor (on /dev/tcp/... a connection) and names it.
+                    raise ShellSyntaxUnknown("a {name} descriptor redirection")
+                self.tokens.append(("word", word))
         if self._heredocs:
             raise ShellSyntaxUnknown("a here-document without its body")
         return self.tokens
@@ -119,8 +148,10 @@ class _Lexer:
         redirect = Redirect(written, target)
         self.tokens.append(("redirect", redirect))
         if operator in ("<<", "<<-"):
-            quoted = any(quote in target.raw for quote in "'\"\\")
-            self._heredocs.append((target.literal or target.raw, quoted, operator == "<<-"))
+            if not _HEREDOC_DELIMITER.fullmatch(target.raw):
+                raise ShellSyntaxUnknown("a here-document delimiter other than a plain word, bare or wholly quoted")
+            quoted = target.raw[0] in "'\""
+            self._heredocs.append((target.raw.strip("'\""), quoted, operator == "<<-"))
 
     def _read_heredoc_bodies(self) -> None:
         for delimiter, quoted, strip_tabs in self._heredocs:
@@ -168,8 +199,7 @@ def _scan_word(text: str, index: int) -> tuple[Word, int]:
             break
         if char == "\\":
             if index + 1 < len(text) and text[index + 1] == "\n":
-                index += 2
-                continue
+                raise ShellSyntaxUnknown("a backslash-newline (line continuation)")
             parts.append(text[index + 1 : index + 2])
             index += 2
         elif char == "'":
@@ -187,10 +217,7 @@ def _scan_word(text: str, index: int) -> tuple[Word, int]:
             literal = literal and is_literal
             parts.append(value)
         elif char == "`":
-            end = _find_backtick(text, index + 1)
-            scripts.append(text[index + 1 : end].replace("\\`", "`"))
-            literal = False
-            index = end + 1
+            raise ShellSyntaxUnknown("a backquote (use $(...))")
         else:
             parts.append(char)
             unquoted.append(char)
@@ -199,6 +226,8 @@ def _scan_word(text: str, index: int) -> tuple[Word, int]:
     bare = "".join(unquoted)
     if raw not in ("[", "[[", "]", "]]") and (any(mark in bare for mark in "*?[") or _BRACES.search(bare)):
         literal = False
+    if "~" in bare:
+        literal = False  # tilde expansion: ~ is $HOME, ~- is $OLDPWD, ~+ is $PWD (also after = and :)
     return Word(raw=raw, literal="".join(parts) if literal else None, scripts=scripts), index
 
 
@@ -212,18 +241,16 @@ def _scan_double_quoted(text: str, index: int, scripts: list[str]) -> tuple[int,
         if char == '"':
             return index + 1, "".join(parts), literal
         if char == "\\" and index + 1 < len(text) and text[index + 1] in '$`"\\\n':
-            if text[index + 1] != "\n":
-                parts.append(text[index + 1])
+            if text[index + 1] == "\n":
+                raise ShellSyntaxUnknown("a backslash-newline (line continuation)")
+            parts.append(text[index + 1])
             index += 2
         elif char == "$":
             index, is_literal, value = _scan_dollar(text, index, scripts)
             literal = literal and is_literal
             parts.append(value)
         elif char == "`":
-            end = _find_backtick(text, index + 1)
-            scripts.append(text[index + 1 : end].replace("\\`", "`"))
-            literal = False
-            index = end + 1
+            raise ShellSyntaxUnknown("a backquote (use $(...))")
         else:
             parts.append(char)
             index += 1
@@ -233,8 +260,9 @@ def _scan_dollar(text: str, index: int, scripts: list[str]) -> tuple[int, bool, 
     """Given text at a '$', return (index after the expansion, whether it was literal, its literal value).
 
     Refused (ShellSyntaxUnknown): arithmetic ``$((...))`` and ``$[...]`` (an expression evaluates the
-    variables it names, and a value like ``a[$(cmd)]`` runs cmd), and any ``${...}`` but a plain name
-    with an optional plain default (``${x}``, ``${x:-/tmp}``).
+    variables it names, and a value like ``a[$(cmd)]`` runs cmd); any ``${...}`` but a plain name with
+    an optional plain default (``${x}``, ``${x:-/tmp}``), never one that assigns (``${x=..}``, ``${x:=..}``); ``$'...'`` and ``$"..."`` (also inside
+    double quotes, where bash does not treat them specially: refusing both readings is simpler).
     """
     following = text[index + 1 : index + 2]
     if text.startswith("$((", index) or following == "[":
@@ -248,18 +276,12 @@ def _scan_dollar(text: str, index: int, scripts: list[str]) -> tuple[int, bool, 
         if end < 0 or not _PARAMETER.fullmatch(text[index + 2 : end]):
             raise ShellSyntaxUnknown("a ${...} expansion other than a plain name with a plain default")
         return end + 1, False, ""
-    if following == "'":
-        # bash's $'...': escapes we do not decode, so the value is not known literally.
-        end = text.find("'", index + 2)
-        if end < 0:
-            raise ShellSyntaxUnknown("an unterminated $'...'")
-        return end + 1, False, ""
-    if following == '"':
-        # bash's $"...": translated text: not known literally.
-        end, _, _ = _scan_double_quoted(text, index + 2, scripts)
-        return end, False, ""
-    if following and (following.isalnum() or following in "_@*#?$!-"):
-        if following.isalpha() or following == "_":
+    if following in ("'", '"'):
+        # $'...' decodes escapes (\' is a quote inside it); $"..." is translated text; inside double
+        # quotes bash reads both as plain characters. Not followed in any of these readings.
+        raise ShellSyntaxUnknown(f"${following}...")
+    if following and (following in _NAME_START or following in "0123456789@*#?$!-"):
+        if following in _NAME_START:
             match = _NAME.match(text, index + 1)
             assert match is not None
             return match.end(), False, ""
@@ -285,8 +307,10 @@ def _find_closing(text: str, index: int, opening: str, closing: str) -> int:
             index, _, _ = _scan_double_quoted(text, index + 1, [])
             continue
         if char == "`":
-            index = _find_backtick(text, index + 1) + 1
-            continue
+            raise ShellSyntaxUnknown("a backquote (use $(...))")
+        if text.startswith("<<", index):
+            # A here-document's body may hold a ) or a quote that a simple scan would misread.
+            raise ShellSyntaxUnknown("a here-document inside a command substitution")
         if char == "#" and (index == 0 or text[index - 1] in " \t\n;&|("):
             # A comment inside $(...) hides what closes it from a simple scan: not followed.
             raise ShellSyntaxUnknown("a comment inside a command substitution")
@@ -307,41 +331,45 @@ def _find_closing(text: str, index: int, opening: str, closing: str) -> int:
     raise ShellSyntaxUnknown(f"an unterminated {opening}")
 
 
-def _find_backtick(text: str, index: int) -> int:
-    while index < len(text):
-        if text[index] == "\\":
-            index += 2
-            continue
-        if text[index] == "`":
-            return index
-        index += 1
-    raise ShellSyntaxUnknown("an unterminated backquote")
-
-
 # -- parsing into simple commands ----------------------------------------------------------------------
 
 
 def simple_commands(text: str) -> list[SimpleCommand]:
-    """Given shell text, return its simple commands (control words dropped); raise ShellSyntaxUnknown if it cannot."""
+    """Given shell text, return its simple commands (control words dropped); raise ShellSyntaxUnknown if it cannot.
+
+    The words of a ``for`` list and of a ``case`` (its word and its patterns) become the assignments of
+    a command of their own, without words: they are checked for what they substitute, never run.
+    """
+    if _CONTROL.search(text):
+        raise ShellSyntaxUnknown("a control character (only tab and newline are followed)")
     tokens = _Lexer(text).run()
     commands: list[SimpleCommand] = []
     current = SimpleCommand()
-    state = "command"  # command | for-name | for-words | case-word | case-in | case-pattern
+    state = "command"  # command | for-name | for-in | for-words | case-word | case-in | case-pattern
+    open_cases = 0  # a ;; or an esac outside a case is a syntax error to bash, not the start of patterns
     for kind, value in tokens:
         if kind == "op":
             operator = str(value)
             if state == "case-pattern":
                 if operator == ")":
+                    _finish(current, commands)
+                    current = SimpleCommand()
                     state = "command"
                 elif operator not in ("|", "(", "\n"):
                     raise ShellSyntaxUnknown(f"{operator!r} in a case pattern")
                 continue
-            if state in ("for-words", "for-name") and operator in (";", "\n"):
+            if state == "for-words" and operator in (";", "\n"):
+                _finish(current, commands)
+                current = SimpleCommand()
                 state = "command"
                 continue
             if state == "case-in" and operator == "\n":
                 continue
+            if state != "command":
+                raise ShellSyntaxUnknown(f"{operator!r} inside an unfinished {state.split('-')[0]} construct")
             if operator == ";;":
+                if not open_cases:
+                    raise ShellSyntaxUnknown("';;' outside a case")
                 _finish(current, commands)
                 current = SimpleCommand()
                 state = "case-pattern"
@@ -353,15 +381,19 @@ def simple_commands(text: str) -> list[SimpleCommand]:
             continue
         if kind == "redirect":
             assert isinstance(value, Redirect)
+            if state != "command":
+                raise ShellSyntaxUnknown(f"a redirection inside an unfinished {state.split('-')[0]} construct")
             current.redirects.append(value)
             continue
         assert isinstance(value, Word)
         word = value
         if state == "for-name":
+            if not _NAME.fullmatch(word.raw):
+                raise ShellSyntaxUnknown("a for loop whose variable is not a plain name")
             state = "for-in"
             continue
         if state == "for-in":
-            if word.literal != "in":
+            if word.raw != "in":
                 raise ShellSyntaxUnknown("a for loop without 'in'")
             state = "for-words"
             continue
@@ -373,30 +405,37 @@ def simple_commands(text: str) -> list[SimpleCommand]:
             state = "case-in"
             continue
         if state == "case-in":
-            if word.literal != "in":
+            if word.raw != "in":
                 raise ShellSyntaxUnknown("a case without 'in'")
+            _finish(current, commands)
+            current = SimpleCommand()
             state = "case-pattern"
             continue
         if state == "case-pattern":
-            if word.literal == "esac":
+            if word.raw == "esac" and not current.assignments:
+                open_cases -= 1
                 state = "command"
                 continue
             current.assignments.append(word)
             continue
-        if not current.words:
-            if word.literal in _RESERVED:
-                continue
-            if word.literal == "for":
+        # SAFETY: a reserved word only unquoted (raw, no quote or backslash) and first in its command:
+        # bash runs \for, 'case' and x=1 case as commands named for and case.
+        if not (current.words or current.assignments or current.redirects) and word.raw in _KEYWORDS:
+            if word.raw == "for":
                 state = "for-name"
-                continue
-            if word.literal == "case":
+            elif word.raw == "case":
                 state = "case-word"
-                continue
-            if _ASSIGNMENT.match(word.raw):
-                current.assignments.append(word)
-                continue
+                open_cases += 1
+            elif word.raw == "esac":
+                if not open_cases:
+                    raise ShellSyntaxUnknown("'esac' outside a case")
+                open_cases -= 1
+            continue
+        if not current.words and _ASSIGNMENT.match(word.raw):
+            current.assignments.append(word)
+            continue
         current.words.append(word)
-    if state not in ("command",):
+    if state != "command":
         raise ShellSyntaxUnknown(f"an unfinished {state.split('-')[0]} construct")
     _finish(current, commands)
     return commands

@@ -92,7 +92,7 @@ def render_command(
     """Given a shell command, an optional user to run it as and environment variables, return the text sent to the host.
 
     ``env`` becomes ``export K=V ...;`` in front of the command (inside the sudo, since ``sudo -i``
-    resets the environment); ``sudo_user`` wraps it as ``sudo -n -iu USER -- sh -c 'COMMAND'``
+    resets the environment); ``sudo_user`` wraps it as ``sudo -n -iu USER -- bash -c 'COMMAND'``
     (``-n``: never wait for a password prompt). With ``pid_file`` the session's shell first writes
     its pid there and removes it on exit: sshd makes that shell a process-group leader, so the pid
     names the whole command's process group, which the guard can find and stop (SAFETY: a step
@@ -108,7 +108,8 @@ def render_command(
             assignments.append(f"{name}={shlex.quote(str(value))}")
         text = f"export {' '.join(assignments)}; {text}"
     if sudo_user:
-        text = f"sudo -n -iu {shlex.quote(sudo_user)} -- sh -c {shlex.quote(text)}"
+        # bash, not sh: the read-only vocabulary judges text by bash's grammar (sh is dash on Debian/Ubuntu).
+        text = f"sudo -n -iu {shlex.quote(sudo_user)} -- bash -c {shlex.quote(text)}"
     if pid_file:
         text = pid_file_prefix(pid_file) + text
     return text

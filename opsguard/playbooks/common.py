@@ -276,7 +276,7 @@ def lock_step(lock_files: list[str]) -> Step:
             "if command -v fuser >/dev/null 2>&1; then",
             *checks,
             "else",
-            "  busy=$(ps -eo pid=,comm= | awk '$2 ~ /^(apt|apt-get|aptitude|dpkg)$/ { printf \"%s \", $1 }')",
+            "  busy=$(ps -eo pid=,comm= | awk '$2 ~ \"^(apt|apt-get|aptitude|dpkg)$\" { printf \"%s \", $1 }')",
             "fi",
             'echo "held=$held"',
             'echo "busy=$busy"',
@@ -361,10 +361,12 @@ def read_only_psql(container: str, user: str, database: str, query: str) -> str:
     """Given a Postgres container, user, database (shell words or {{facts}}) and a SELECT, return the probe text.
 
     SAFETY: PGOPTIONS starts the session with default_transaction_read_only=on, so PostgreSQL itself
-    refuses any write the query might attempt; -X skips ~/.psqlrc.
+    refuses any write the query might attempt; -X skips ~/.psqlrc. The database goes in PGDATABASE, not
+    -d: psql reads a -d value holding ``=`` or ``://`` (from a host's .env, say) as connection settings,
+    whose ``options=`` would override PGOPTIONS; libpq reads PGDATABASE as a name only.
     """
-    return (f"docker exec -e PGOPTIONS={quote(READ_ONLY_PGOPTIONS)} {quote(container)} "
-            f"psql -X -U {user} -d {database} -tAc {quote(query)}")
+    return (f"docker exec -e PGOPTIONS={quote(READ_ONLY_PGOPTIONS)} -e PGDATABASE={database} {quote(container)} "
+            f"psql -X -U {user} -tAc {quote(query)}")
 
 
 # -- the database dump every application change takes first -------------------------------------------
@@ -381,7 +383,8 @@ def dump_verification_lines(label: str, dump_file: str, restore_in: str) -> list
     """
     return [
         f"size=$(stat -c %s {dump_file}) || exit 1",
-        f"list=$({restore_in} pg_restore -l < {dump_file}) || exit 1",
+        # cat, not `< FILE`: the vocabulary refuses a computed redirection target (bash opens /dev/tcp/... itself).
+        f"list=$(cat -- {dump_file} | {restore_in} pg_restore -l) || exit 1",
         f"echo \"dump {label} $size $(printf '%s\\n' \"$list\" | grep -c -v '^;')\"",
     ]
 

@@ -382,7 +382,7 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
                 'echo "expected={{db_services}}"',
                 "for service in {{db_services}}; do",
                 f'  file={quote(run_backup)}/"$service.dump"',
-                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T "$service"')),
+                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T -- "$service"')),
                 "done",
             ]),
             mutates=False,

@@ -154,7 +154,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
                   also=[backup_dir]),
         Step(
             name="databases ready",
-            command=in_dir + 'for service in {{db_services}}; do docker compose exec -T "$service" pg_isready || exit 1; done',
+            command=in_dir + 'for service in {{db_services}}; do docker compose exec -T -- "$service" pg_isready || exit 1; done',
             mutates=False,
             timeout=120,
         ),
@@ -191,7 +191,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
                     'echo "expected={{db_services}}"',
                     "for service in {{db_services}}; do",
                     f'  file={quote(run_backup)}/"$service.dump"',
-                    *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T "$service"')),
+                    *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T -- "$service"')),
                     "done",
                 ]
             ),
@@ -417,9 +417,10 @@ def _copies_size_step(compose_dir: str, compose_files: list[str]) -> Step:
         f"cd {quote(compose_dir)} || exit 1",
         "for service in {{db_services}}; do",
         # The image's defaults: user POSTGRES_USER or postgres, database POSTGRES_DB or the user's name.
-        "  size=$(docker compose exec -T \"$service\" sh -c 'db_user=${POSTGRES_USER:-postgres}; db_name=${POSTGRES_DB:-}; "
-        "if [ -z \"$db_name\" ]; then db_name=$db_user; fi; PGOPTIONS=\"-c default_transaction_read_only=on\" psql -X "
-        f"-U \"$db_user\" -d \"$db_name\" -tAc \"{query}\"') || exit 1",
+        # The database in PGDATABASE: libpq never reads it as connection settings (a -d value can be).
+        "  size=$(docker compose exec -T -- \"$service\" sh -c 'db_user=${POSTGRES_USER:-postgres}; db_name=${POSTGRES_DB:-}; "
+        "if [ -z \"$db_name\" ]; then db_name=$db_user; fi; PGOPTIONS=\"-c default_transaction_read_only=on\" "
+        f"PGDATABASE=\"$db_name\" psql -X -U \"$db_user\" -tAc \"{query}\"') || exit 1",
         '  echo "dump_${service}_bytes=$size"',  # one line a database: the step sums every *_bytes line
         "done",
         du_bytes_line("files", [f"{compose_dir}/{name}" for name in [*compose_files, ".env"]]),

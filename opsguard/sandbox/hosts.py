@@ -41,6 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from opsguard.sandbox.stubs.fake_pm2 import write_daemon_files
 from opsguard.sandbox.stubs.migrations import MIGRATIONS  # the migrations every sandbox Zpro backend has applied
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ class SandboxHosts:
         self._record_sessions = record_sessions
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        self._pm2_daemon: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -262,6 +264,10 @@ class SandboxHosts:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
+        if self._pm2_daemon is not None:
+            self._pm2_daemon.kill()
+            self._pm2_daemon.wait()
+            self._pm2_daemon = None
 
     def __enter__(self) -> SandboxHosts:
         self.start()
@@ -491,7 +497,16 @@ class SandboxHosts:
         host.journal_path.write_text("")
         host.sessions_path.write_text("")
         self.set_responses(host.name, {"rules": []})
-        _layout(host)
+        # A started pm2 daemon is the stand-in process: fake_pm2 reads its pid here.
+        (host.root / "pm2-daemon.pid").write_text(f"{self.pm2_daemon_pid}\n")
+        _layout(host, self.pm2_daemon_pid)
+
+    @property
+    def pm2_daemon_pid(self) -> int:
+        """The pid of the process that stands in for every host's pm2 daemon (started on first use, stopped by stop)."""
+        if self._pm2_daemon is None or self._pm2_daemon.poll() is not None:
+            self._pm2_daemon = _spawn_pm2_daemon(die_with_parent=self._die_with_parent)
+        return self._pm2_daemon.pid
 
     def _sshd_config(self, host: SandboxHost, extra: Sequence[str]) -> str:
         root = host.root
@@ -618,8 +633,12 @@ def install_links(directory: Path, stub: Path) -> None:
 # -- layout ----------------------------------------------------------------------------------------
 
 
-def _layout(host: SandboxHost) -> None:
-    """(Re)create the host's real-ish filesystem: what the playbooks read and change, inside its root."""
+def _layout(host: SandboxHost, pm2_daemon_pid: int) -> None:
+    """(Re)create the host's real-ish filesystem: what the playbooks read and change, inside its root.
+
+    On a Zpro host the deploy user's pm2 daemon runs (the stand-in process ``pm2_daemon_pid``): remove
+    its pm2.pid (or rpc.sock) and the host has none; a pm2 command would then start one, as the real pm2 does.
+    """
     root = host.root
     for part in _LAYOUT_DIRS:
         target = root / part
@@ -642,6 +661,7 @@ def _layout(host: SandboxHost) -> None:
         _write_files(root, _integrations_files(host))
     else:
         _write_files(root, _zpro_files(host))
+        write_daemon_files(str(root / "home" / DEPLOY_USER / ".pm2"), pm2_daemon_pid)
     # A host left alone: nothing of its layout changed recently (the audit reports recent changes).
     for part in _LAYOUT_DIRS:
         _age(root / part, now - LAID_OUT_AGO)
@@ -720,9 +740,6 @@ def _zpro_files(host: SandboxHost) -> dict[str, str | bytes]:
         f"{app}/frontend/dist/spa/index.html": "<!doctype html><title>Zpro</title>\n",
         f"{app}/frontend/node_modules/placeholder/index.js": "module.exports = {};\n",
         f"home/{DEPLOY_USER}/.pm2/logs/zpro-backend-error.log": "",
-        # The deploy user's pm2 daemon runs (pid 1 stands in for it: always alive). Remove this file and
-        # the host has no pm2 daemon; a pm2 command would then start one, as the real pm2 does.
-        f"home/{DEPLOY_USER}/.pm2/pm2.pid": "1\n",
         f"home/{DEPLOY_USER}/.pm2/logs/zpro-backend-out.log": "Server started on port: 3000\n",
         "etc/nginx/sites-available/zpro-backend": site.format(name=f"api.{host.name}.sandbox.test", port=3000),
         "etc/nginx/sites-available/zpro-frontend": site.format(name=f"{host.name}.sandbox.test", port=4444),
@@ -894,6 +911,23 @@ def _child_pids(parent: int) -> list[int]:
         if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
             children.append(int(entry.name))
     return children
+
+
+# The real daemon's process title, which opsguard's pm2 probe looks for in /proc/PID/cmdline.
+PM2_DAEMON_TITLE = "PM2 v5.3.0: God Daemon (sandbox)"
+
+
+def _spawn_pm2_daemon(*, die_with_parent: bool) -> subprocess.Popen[bytes]:
+    """Start the process that stands in for the sandbox's pm2 daemons: a sleep whose command line is the daemon's title."""
+    return subprocess.Popen(
+        [PM2_DAEMON_TITLE, "infinity"],
+        executable=shutil.which("sleep") or "/bin/sleep",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        preexec_fn=_die_with_parent if die_with_parent else None,
+    )
 
 
 def _die_with_parent() -> None:

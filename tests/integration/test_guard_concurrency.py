@@ -24,7 +24,8 @@ from tests.integration.guard_support import (
 
 pytestmark = pytest.mark.integration
 
-SLOW_SNAPSHOTS = {"vultr": {"snapshot_seconds": 1.0}, "hostinger": {"snapshot_seconds": 1.0}}
+# Long enough that both processes are past start-up while the first waits for its snapshot, even on a loaded machine.
+SLOW_SNAPSHOTS = {"vultr": {"snapshot_seconds": 3.0}, "hostinger": {"snapshot_seconds": 3.0}}
 
 
 def run_together(world: GuardWorld, *runs: tuple[tuple[str, ...], dict[str, str]]) -> list[CliResult]:

@@ -149,7 +149,7 @@ def test_connection_run_renders_sudo_user_and_stub_records_target_user(
     ]
     assert json.loads(as_root.stdout) == []  # like the real hosts: root's pm2 list is empty
     records = fresh_hosts.journal("chat")
-    assert records[0]["argv"] == ["sudo", "-n", "-iu", "deployzdg", "--", "sh", "-c", "pm2 jlist"]
+    assert records[0]["argv"] == ["sudo", "-n", "-iu", "deployzdg", "--", "bash", "-c", "pm2 jlist"]
     assert (records[1]["argv"], records[1]["user"]) == (["pm2", "jlist"], "deployzdg")
     assert (records[2]["argv"], records[2]["user"]) == (["pm2", "jlist"], fresh_hosts.user)
 
@@ -585,7 +585,7 @@ def test_sandbox_inventory_text_loads_and_points_vars_into_host_roots(
 
 def test_render_command_wraps_sudo_user_around_env_and_command() -> None:
     text = render_command("apt-get -y upgrade", sudo_user="deployzdg", env={"DEBIAN_FRONTEND": "noninteractive"})
-    assert text == "sudo -n -iu deployzdg -- sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get -y upgrade'"
+    assert text == "sudo -n -iu deployzdg -- bash -c 'export DEBIAN_FRONTEND=noninteractive; apt-get -y upgrade'"
 
 
 def test_render_command_rejects_invalid_env_name() -> None:

@@ -11,6 +11,8 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from opsguard.readonly import PM2_LISTING, PM2_NOT_RUNNING
 from opsguard.sandbox.hosts import (
     STUB_NAMES,
     STUB_PACKAGE,
@@ -84,6 +87,7 @@ def stub_host(launcher: Path, tmp_path: Path) -> Iterator[StubHost]:
         install_links(root / "stubs-bin", launcher)
         hosts.reset(name)
     yield StubHost(hosts, launcher)
+    hosts.stop()  # the process standing in for the pm2 daemons
 
 
 def stub_modules_loaded(host: StubHost, command: list[str]) -> tuple[int, list[str]]:
@@ -207,8 +211,18 @@ def test_stubs_pm2_journals_whether_its_daemon_ran_and_starts_it(stub_host: Stub
     stub_host.run("sudo -n -iu deployzdg -- pm2 jlist")
     stub_host.run("sudo -n -iu deployzdg -- pm2 jlist")
     daemon = [record.get("pm2_daemon") for record in stub_host.hosts.journal("chat") if record["argv"][0] == "pm2"]
-    assert daemon == [False, True] and pid_file.read_text() == "1\n"
+    assert daemon == [False, True] and pid_file.read_text() == f"{stub_host.hosts.pm2_daemon_pid}\n"
     assert "pm2_daemon" not in stub_host.hosts.journal("chat")[0]  # sudo's record has no pm2 field
+
+
+def test_stubs_pm2_listing_asks_pm2_only_while_the_daemon_the_sandbox_models_runs(stub_host: StubHost) -> None:
+    listing = f"sudo -n -iu deployzdg -- bash -c {shlex.quote(PM2_LISTING)}"
+    assert [app["name"] for app in json.loads(stub_host.run(listing).stdout)] == ["zpro-backend", "zpro-frontend"]
+    # A stale pid file naming a live process that is not the daemon: the probe, like the fake, finds none.
+    (stub_host.root / "home/deployzdg/.pm2/pm2.pid").write_text(f"{os.getpid()}\n")
+    before = len(stub_host.hosts.journal("chat"))
+    assert stub_host.run(listing).stdout.strip() == PM2_NOT_RUNNING
+    assert [record["argv"][0] for record in stub_host.hosts.journal("chat")[before:]] == ["sudo"]
 
 
 def test_stubs_docker_exec_passes_stdin_only_with_interactive_flag(stub_host: StubHost) -> None:

@@ -8,7 +8,11 @@ What the playbooks see of the real pm2:
   ``pm2 jlist`` reads it back; restart and reload count a restart; an unknown (or deleted) app is
   an error; ``all`` means every app;
 - any pm2 command first starts the calling user's daemon when none runs, writing ~/.pm2/pm2.pid
-  (HOME is that user's home, as `sudo -i` sets it); the journal records whether it was running;
+  and the daemon's socket ~/.pm2/rpc.sock (HOME is that user's home, as `sudo -i` sets it); the
+  journal records whether it was running. A daemon runs when its pid file names a live process whose
+  command line is the daemon's title (it names PM2) and its socket is there: what opsguard's probe
+  (readonly.PM2_DAEMON_RUNNING) tests. The sandbox keeps one real process with that title for every
+  host (its pid in <root>/pm2-daemon.pid): a started daemon is that process;
 - a stopped app's port refuses connections (``app_listening``, read by the curl fake);
 - restart / reload / start of the backend makes its WhatsApp channels reconnect (channels.py).
 """
@@ -63,12 +67,40 @@ def pm2_pid_file() -> str:
 
 
 def pm2_daemon_running() -> bool:
-    """Return whether the calling user's pm2 daemon runs (its pid file names a live process)."""
+    """Return whether the calling user's pm2 daemon runs: its pid file names a live process whose command
+    line names PM2 (the daemon's title), and its socket file is there."""
     try:
         with open(pm2_pid_file()) as source:
-            return os.path.isdir(f"/proc/{int(source.read().strip())}")
+            pid = int(source.read().strip())
+        socket_mode = os.stat(os.path.join(os.path.dirname(pm2_pid_file()), "rpc.sock")).st_mode
+        with open(f"/proc/{pid}/cmdline", "rb") as source:
+            title = source.read()
     except (OSError, ValueError):
         return False
+    return pid > 0 and (socket_mode & 0o170000) == 0o140000 and b"PM2" in title
+
+
+def write_daemon_files(pm2_home: str, pid: int | str) -> None:
+    """Given a user's ~/.pm2 and the pid of a process titled as the daemon, leave what a started daemon leaves:
+    its pid file and its socket (a socket inode: nothing listens on it in the sandbox)."""
+    os.makedirs(pm2_home, exist_ok=True)
+    with open(os.path.join(pm2_home, "pm2.pid"), "w") as target:
+        target.write(f"{pid}\n")
+    socket_file = os.path.join(pm2_home, "rpc.sock")
+    if os.path.lexists(socket_file):
+        os.unlink(socket_file)
+    os.mknod(socket_file, 0o140600)  # S_IFSOCK | 0600
+
+
+def start_daemon(call: Call) -> None:
+    """Start the calling user's daemon as the real pm2 does before any command: here, point it at the
+    sandbox's process titled as the daemon (<root>/pm2-daemon.pid)."""
+    try:
+        with open(os.path.join(call.root, "pm2-daemon.pid")) as source:
+            pid = source.read().strip()
+    except OSError:
+        pid = "0"  # no stand-in process: the daemon is written down but never found running
+    write_daemon_files(os.path.dirname(pm2_pid_file()), pid)
 
 
 def journal_fields() -> dict[str, Any]:
@@ -82,10 +114,8 @@ def pm2(call: Call) -> int:
         return 0
     action = call.args[0]
     if not pm2_daemon_running():
-        # Like the real pm2: any command starts the daemon first, writing ~/.pm2 (pid 1 stands in for it).
-        os.makedirs(os.path.dirname(pm2_pid_file()), exist_ok=True)
-        with open(pm2_pid_file(), "w") as target:
-            target.write("1\n")
+        # Like the real pm2: any command starts the daemon first, writing ~/.pm2.
+        start_daemon(call)
     # Like the real hosts: pm2 apps belong to the deploy user; root's pm2 list is empty.
     mine = call.profile == "zpro" and call.user not in ("", "root")
     apps = pm2_apps(call) if mine else {}
