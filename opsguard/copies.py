@@ -52,8 +52,13 @@ COPIES_DIR = "copies"
 MANIFEST = "manifest.json"
 CAP_VAR = "copies_max_gb"  # the var every copying playbook declares for the cap
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # smaller copies finish before a progress line would help
+# A container file or variable has no stat to size it (n8n's config and key are bytes): this is what it counts for
+# in the cap and room checks, and the most that may arrive for it.
+CONTAINER_ITEM_MAX_BYTES = 1024 * 1024
+CONTAINER_KINDS = ("container-file", "container-env")
 _MARGIN = 1.1
-_SLACK = 16 * 1024 * 1024  # the ledger and locks need room too
+_SLACK = 16 * 1024 * 1024  # the ledger (in the same state dir) and the locks need room too
+_ROOM_EVERY_BYTES = 8 * 1024 * 1024  # free space is measured again this often during a copy (other runs write too)
 
 
 class CopyFailed(StepFailed):
@@ -103,7 +108,8 @@ def check_room(state_dir: Path, host: str, download: Download, facts: Mapping[st
     if not text.isdigit():
         raise Refused(f"host {host}: the size of the copies off the host was not measured "
                       f"({download.size_fact}={text!r}); no snapshot was taken")
-    estimate = int(text)
+    # Preflight measures files and databases; container items have no size there: each counts at its upper bound.
+    estimate = int(text) + container_items(download) * CONTAINER_ITEM_MAX_BYTES
     if estimate > download.max_bytes:
         raise Refused(f"host {host}: the copies off the host (database dump, .env files, ...) would be about "
                       f"{_gb(estimate)}, above the cap {CAP_VAR} = {_gb(download.max_bytes)}: raise it (--var "
@@ -115,6 +121,11 @@ def check_room(state_dir: Path, host: str, download: Download, facts: Mapping[st
                       f"about {_gb(need)}: free space there or point OPSGUARD_STATE_DIR at a larger disk; "
                       "no snapshot was taken")
     return estimate
+
+
+def container_items(download: Download) -> int:
+    """Given a copy step's Download, return how many of its items are container files or variables."""
+    return sum(1 for item in download.items if item.kind in CONTAINER_KINDS)
 
 
 def free_bytes(path: Path) -> int:
@@ -144,14 +155,15 @@ def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: 
     measured = [(source, *_host_sum(session, source, host, step)) for source in sources]
     present = [(source, size, digest) for source, size, digest in measured if digest is not None]
     missing += [source.where for source, _, digest in measured if digest is None]
-    total = sum(size or 0 for _, size, _ in present)
+    total = sum(CONTAINER_ITEM_MAX_BYTES if size is None else size for _, size, _ in present)
     if total > download.max_bytes or free_bytes(target) < total * _MARGIN + _SLACK:
-        raise CopyFailed(f"host {host}: step {step!r}: the copies are {_gb(total)} (cap {CAP_VAR} = "
+        raise CopyFailed(f"host {host}: step {step!r}: the copies are up to {_gb(total)} (cap {CAP_VAR} = "
                          f"{_gb(download.max_bytes)}, {_gb(free_bytes(target))} free in {state_dir})", step=step)
-    copied = []
+    copied: list[CopiedFile] = []
     for source, size, digest in present:
         assert digest is not None
-        copied.append(_download(session, source, target, size, digest, host, step, progress))
+        limits = _Limits(Path(state_dir), target, cap=download.max_bytes, cap_left=download.max_bytes - sum(item.size for item in copied))
+        copied.append(_download(session, source, target, size, digest, limits, host, step, progress))
     manifest = {
         "host": host, "run_id": run_id, "time": events.utc_now_text(),
         "files": [{"name": item.name, "from": item.where, "bytes": item.size, "sha256": item.sha256} for item in copied],
@@ -229,26 +241,70 @@ def _host_sum(session: ChangeSession, source: Source, host: str, step: str) -> t
     return size, digest
 
 
-def _download(session: ChangeSession, source: Source, target: Path, size: int | None, digest: str, host: str, step: str,
-              progress: TextIO | None) -> CopiedFile:
-    """Given a source and its size and sum on the host, stream its bytes into the copy dir; raise CopyFailed if they differ."""
+class _Limits:
+    """What one file's copy may take: the cap left for this run's copies and the state dir's free space (less the
+    room the ledger needs), on top of the file's own size."""
+
+    def __init__(self, state_dir: Path, target: Path, *, cap: int, cap_left: int) -> None:
+        self.state_dir, self.target, self.cap, self.cap_left = state_dir, target, cap, cap_left
+
+    def room(self) -> int:
+        """Return the bytes that may still be written in the state dir (its free space less the ledger's room)."""
+        return free_bytes(self.target) - _SLACK
+
+    def out_of_room(self) -> str:
+        """Return why a copy stopped for want of space."""
+        return (f"the state dir {self.state_dir} is running out of space ({_SLACK // 2**20} MiB must stay free for the "
+                "ledger): free space there or point OPSGUARD_STATE_DIR at a larger disk")
+
+    def for_file(self, size: int | None) -> tuple[int, str]:
+        """Given a file's size on the host (None: a container item), return the most bytes that may arrive for it
+        and why no more may."""
+        if size is None:
+            own = (CONTAINER_ITEM_MAX_BYTES, f"more than {CONTAINER_ITEM_MAX_BYTES} bytes arrived, the most a container "
+                                             "file or variable may have: the download is corrupted")
+        else:
+            own = (size, f"more than the {size} bytes the file on the host has arrived: it changed during the copy "
+                         "or the download is corrupted")
+        cap = (self.cap_left, f"the copies went past the cap {CAP_VAR} = {_gb(self.cap)}")
+        room = (self.room(), self.out_of_room())
+        return min(own, cap, room, key=lambda limit: limit[0])
+
+
+class _CopyStopped(Exception):
+    """Raised from the output callback to stop reading a download that went past its limit (the channel is closed)."""
+
+
+def _download(session: ChangeSession, source: Source, target: Path, size: int | None, digest: str, limits: _Limits,
+              host: str, step: str, progress: TextIO | None) -> CopiedFile:
+    """Given a source, its size and sum on the host and the limits of this copy, stream its bytes into the copy dir;
+    raise CopyFailed if they differ or go past a limit (the reading stops at once: nothing past it is written)."""
     final = target / source.name
     if ".." in Path(source.name).parts or Path(source.name).is_absolute():
         raise CopyFailed(f"host {host}: step {step!r}: {source.name!r} would land outside {target}", step=step)
+    most, why = limits.for_file(size)
+    if size is not None and size > most:  # known too large before a byte is read
+        raise CopyFailed(f"host {host}: step {step!r}: copy of {source.where} ({_gb(size)}): {why}; nothing was copied "
+                         "(no service was stopped yet)", step=step)
     final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = final.with_name(final.name + ".partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     reporter = CopyProgress(host, source.name, size, stream=progress)
-    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter)
+    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter, most=max(0, most), why=why, limits=limits)
+    result = None
     try:
         with decoder.handle:
             # A dump of several GB: allow 5 MB/s through base64 on top of ten minutes.
             result = _read(session, source.download_command, step, timeout=600 + (size or 0) / 5e6, on_output=decoder)
             decoder.finish()
+    except _CopyStopped:
+        pass  # decoder.error says why; the channel was closed, so nothing more is read
     finally:
         reporter.close()
     problem = None
-    if result.exit_status != 0:
+    if result is None:
+        problem = decoder.error or "the copy was stopped"
+    elif result.exit_status != 0:
         problem = f"the copy command exited {result.exit_status} ({_stderr_tail(result.stderr)})"
     elif decoder.error:
         problem = decoder.error
@@ -280,15 +336,22 @@ def _stderr_tail(text: str) -> str:
 
 
 class _Base64Writer:
-    """Decodes base64 lines as they arrive and writes the bytes, hashing them on the way (stderr lines are ignored)."""
+    """Decodes base64 lines as they arrive and writes the bytes, hashing them on the way (stderr lines are ignored).
 
-    def __init__(self, handle: Any, reporter: CopyProgress) -> None:
+    SAFETY (disk): at most ``most`` bytes are written; the first chunk that would go past it is not written and
+    raises _CopyStopped, which ends the read (the transport closes the channel). The state dir's free space is
+    measured again every ``_ROOM_EVERY_BYTES``: other runs may be filling it, and the ledger must keep its room.
+    """
+
+    def __init__(self, handle: Any, reporter: CopyProgress, *, most: int, why: str, limits: _Limits) -> None:
         self.handle = handle
         self.reporter = reporter
+        self.most, self.why, self.limits = most, why, limits
         self.digest = hashlib.sha256()
         self.size = 0
         self.error: str | None = None
         self._pending = ""
+        self._room_checked_at = 0
 
     def __call__(self, stream: str, line: str) -> None:
         if stream != "stdout" or self.error:
@@ -301,10 +364,20 @@ class _Base64Writer:
             self.error = "the copy did not arrive as base64 (the download is corrupted)"
             return
         self._pending = data[cut:]
+        if self.size + len(chunk) > self.most:
+            self._stop(self.why)
+        if self.size + len(chunk) - self._room_checked_at >= _ROOM_EVERY_BYTES:
+            self._room_checked_at = self.size + len(chunk)
+            if self.limits.room() < len(chunk):
+                self._stop(self.limits.out_of_room())
         self.handle.write(chunk)
         self.digest.update(chunk)
         self.size += len(chunk)
         self.reporter.update(self.size)
+
+    def _stop(self, why: str) -> None:
+        self.error = why
+        raise _CopyStopped(why)
 
     def finish(self) -> None:
         if self._pending and not self.error:

@@ -116,3 +116,22 @@ def test_upgrade_chat_refuses_before_the_snapshot_when_the_copies_exceed_the_cap
     assert "above the cap copies_max_gb = 0.10 GB" in result.stderr and "no snapshot was taken" in result.stderr
     assert world.snapshot_posts() == []
     assert world.changes("chat") == []
+
+
+def test_upgrade_chat_stops_a_copy_at_the_host_files_size_when_more_bytes_arrive(world: PlaybookWorld) -> None:
+    env = world.app_dir("chat") / "backend" / ".env"
+    # The file grew after stat (or the host is hostile): 4 MB stream in for a file of a few hundred bytes.
+    flood = base64.encodebytes(env.read_bytes() + b"#" * 4_000_000).decode()
+    world.hosts.set_responses("chat", {"rules": [{"prefix": ["base64"], "regex": r"/env/backend/\.env$", "stdout": flood}]})
+
+    result = world.cli("upgrade", "chat", "--package", str(world.release()), "--yes")
+
+    assert result.exit_code == 1, result.output
+    end = world.run_end("chat")
+    assert (end["outcome"], end["failed_step"]) == ("failed", f"change: {COPY_STEP}")
+    assert f"more than the {env.stat().st_size} bytes the file on the host has arrived" in result.stderr
+    target = copy_dir(world, "chat")
+    assert not list(target.rglob("*.partial")) and not (target / "env" / "backend" / ".env").exists()
+    calls = [record["argv"] for record in world.journal("chat")]
+    assert not [call for call in calls if call[:2] == ["pm2", "stop"]], "a service stopped after a bad copy"
+

@@ -37,10 +37,15 @@ def test_check_room_refuses_when_the_size_was_not_measured(tmp_path: Path) -> No
         copies.check_room(tmp_path, "chat", DOWNLOAD, {})
 
 
+def base64_writer(sink: io.BytesIO, most: int = 10**9) -> copies._Base64Writer:
+    limits = copies._Limits(Path("."), Path("."), cap=10**9, cap_left=10**9)
+    return copies._Base64Writer(sink, copies.CopyProgress("chat", "x", None), most=most, why="too much", limits=limits)
+
+
 def test_base64_writer_streams_bytes_and_hashes_them() -> None:
     payload = bytes(range(256)) * 40
     sink = io.BytesIO()
-    writer = copies._Base64Writer(sink, copies.CopyProgress("chat", "x", None))
+    writer = base64_writer(sink)
     encoded = base64.encodebytes(payload).decode()
     for line in encoded.splitlines():  # pieces of any length, as the transport hands them over
         writer("stdout", line[:30])
@@ -54,7 +59,7 @@ def test_base64_writer_streams_bytes_and_hashes_them() -> None:
 
 @pytest.mark.parametrize(("lines", "problem"), [(["QUJD", "!!!!"], "did not arrive as base64"), (["QUJDRA"], "truncated")])
 def test_base64_writer_reports_a_corrupted_or_truncated_copy(lines: list[str], problem: str) -> None:
-    writer = copies._Base64Writer(io.BytesIO(), copies.CopyProgress("chat", "x", None))
+    writer = base64_writer(io.BytesIO())
     for line in lines:
         writer("stdout", line)
     writer.finish()
@@ -88,7 +93,7 @@ def test_copy_progress_is_silent_off_a_terminal_and_for_small_copies() -> None:
 
 
 def test_prune_keeps_the_last_runs_and_the_current_one(tmp_path: Path) -> None:
-    runs = ["20240101T000000Z-a", "20240201T000000Z-b", "20240301T000000Z-c", "20240401T000000Z-d"]
+    runs = ["20240101T000000Z-aaaaaa", "20240201T000000Z-bbbbbb", "20240301T000000Z-cccccc", "20240401T000000Z-dddddd"]
     for run in runs:
         copies.run_copy_dir(tmp_path, "chat", run).mkdir(parents=True)
 
@@ -109,3 +114,120 @@ def test_every_command_a_copy_sends_is_read_only(item: CopyItem) -> None:
 
     assert read_only_problem(source.sum_command) is None
     assert read_only_problem(source.download_command) is None
+
+
+# -- the copy step against a scripted host (no SSH): what stat/sha256sum print, then what base64 streams -----
+
+
+class ScriptedHost:
+    """Stands in for the change session: ``sums`` answers the sum command of each path, ``streams`` the base64 lines
+    of each path (a host may stream more than it said: a file that grew, a hostile host). It counts the lines it
+    handed over and the largest the partial copy ever was."""
+
+    def __init__(self, state_dir: Path, sums: dict[str, str], streams: dict[str, list[str]]) -> None:
+        self.host = type("Host", (), {"name": "chat"})()
+        self.run_id = "20250101T000000Z-abcdef"
+        self.state_dir, self.sums, self.streams = state_dir, sums, streams
+        self.notes: list[tuple[str, dict[str, object]]] = []
+        self.lines_handed = 0
+        self.largest_partial = 0
+
+    def note(self, event: str, **fields: object) -> None:
+        self.notes.append((event, fields))
+
+    def run(self, command: str, *, mutates: bool, name: str, timeout: float, on_output: object = None) -> object:
+        assert mutates is False
+        for path, answer in self.sums.items():
+            if "sha256sum" in command and path in command:
+                return Result(0, answer)
+        for path, lines in self.streams.items():
+            if "base64" in command and path in command:
+                assert callable(on_output)
+                for line in lines:
+                    self.lines_handed += 1
+                    on_output("stdout", line)
+                    self.largest_partial = max([self.largest_partial, *self._partial_sizes()])
+                return Result(0, "")
+        raise AssertionError(f"unexpected command {command}")
+
+    def _partial_sizes(self) -> list[int]:
+        return [path.stat().st_size for path in (self.state_dir / "copies").rglob("*.partial")]
+
+
+class Result:
+    def __init__(self, exit_status: int, stdout: str) -> None:
+        self.exit_status, self.stdout, self.stderr = exit_status, stdout, ""
+
+
+def stat_answer(data: bytes, path: str) -> str:
+    return f"{len(data)}\n{hashlib.sha256(data).hexdigest()}  {path}\n"
+
+
+def base64_lines(data: bytes) -> list[str]:
+    return base64.encodebytes(data).decode().splitlines()
+
+
+FLOOD = [base64.b64encode(b"A" * 57_000).decode()] * 1000  # 57 MB, in 57 kB lines
+
+
+def test_fetch_stops_reading_when_more_bytes_arrive_than_the_host_file_has(tmp_path: Path) -> None:
+    # stat said 10 bytes; the host streams 57 MB (the file grew, or the host is hostile): the copy must stop at once.
+    host = ScriptedHost(tmp_path, {"/x": stat_answer(b"0123456789", "/x")}, {"/x": FLOOD})
+    download = Download(items=(CopyItem("f", "/x"),), keep=3, max_bytes=10**9)
+
+    with pytest.raises(copies.CopyFailed, match="more than the 10 bytes the file on the host has"):
+        copies.fetch(host, download, state_dir=tmp_path, step="copy")  # type: ignore[arg-type]
+
+    assert host.largest_partial <= 10
+    assert host.lines_handed == 1  # nothing more was read after the first line went past the size
+    assert not list((tmp_path / "copies").rglob("*.partial"))
+
+
+def test_fetch_stops_reading_at_the_cap_when_a_container_item_streams_without_end(tmp_path: Path) -> None:
+    # A container file has no stat: its fixed upper bound (and the cap) limit what may arrive.
+    path = "/home/node/.n8n/config"
+    item = CopyItem("n8n/config", path, kind="container-file", service="n8n", compose_dir="/opt/stack")
+    host = ScriptedHost(tmp_path, {path: f"{hashlib.sha256(b'x').hexdigest()}  {path}\n"}, {path: FLOOD})
+    download = Download(items=(item,), keep=3, max_bytes=10**9)
+
+    with pytest.raises(copies.CopyFailed, match="more than"):
+        copies.fetch(host, download, state_dir=tmp_path, step="copy")  # type: ignore[arg-type]
+
+    assert host.largest_partial <= copies.CONTAINER_ITEM_MAX_BYTES
+    assert host.lines_handed < 1000
+
+
+def test_fetch_counts_container_items_in_the_cap_check_before_any_download(tmp_path: Path) -> None:
+    path = "/home/node/.n8n/config"
+    item = CopyItem("n8n/config", path, kind="container-file", service="n8n", compose_dir="/opt/stack")
+    host = ScriptedHost(tmp_path, {path: f"{hashlib.sha256(b'x').hexdigest()}  {path}\n"}, {path: FLOOD})
+    download = Download(items=(item,), keep=3, max_bytes=copies.CONTAINER_ITEM_MAX_BYTES - 1)
+
+    with pytest.raises(copies.CopyFailed, match="cap copies_max_gb"):
+        copies.fetch(host, download, state_dir=tmp_path, step="copy")  # type: ignore[arg-type]
+
+    assert host.lines_handed == 0
+
+
+def test_check_room_counts_container_items_when_the_estimate_leaves_them_out(tmp_path: Path) -> None:
+    item = CopyItem("n8n/N8N_ENCRYPTION_KEY", "N8N_ENCRYPTION_KEY", kind="container-env", service="n8n", compose_dir="/opt/stack")
+    download = Download(items=(item, *DOWNLOAD.items), keep=3, max_bytes=10**9)
+
+    assert copies.check_room(tmp_path, "chat", download, {"copies_bytes": "1000"}) == 1000 + copies.CONTAINER_ITEM_MAX_BYTES
+
+
+def test_fetch_stops_reading_when_the_state_dir_runs_out_of_space_during_a_copy(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The room check passed; then another run on this machine fills the disk: the copy stops before the ledger's room.
+    data = b"B" * (40 * 2**20)
+    host = ScriptedHost(tmp_path, {"/dump": stat_answer(data, "/dump")}, {"/dump": base64_lines(data)})
+    free = iter([10**12, 10**12] + [copies._SLACK - 1] * 10**6)
+    monkeypatch.setattr(copies, "free_bytes", lambda path: next(free))
+    download = Download(items=(CopyItem("database.dump", "/dump"),), keep=3, max_bytes=10**12)
+
+    with pytest.raises(copies.CopyFailed, match="running out of space"):
+        copies.fetch(host, download, state_dir=tmp_path, step="copy")  # type: ignore[arg-type]
+
+    assert host.largest_partial < len(data)
+    assert host.lines_handed < len(base64_lines(data))
+
