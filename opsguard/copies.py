@@ -19,7 +19,8 @@ How, and why that way:
   manifest get names, sizes and sums; error messages carry the command's stderr, never its stdout;
 - ``check_room`` refuses, BEFORE the snapshot, a run whose copies (estimated in preflight) exceed the cap
   or the state dir's free space; the copy step checks the real sizes again before downloading;
-- retention: after a good copy, only the last ``keep`` runs' copies of the host stay.
+- retention: after a good copy, only the last ``keep`` runs' copies of the host stay, and those of any run that is
+  not settled (failed or unknown, not rolled back since); only directories named as run ids are ever removed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from opsguard import ledger as events
-from opsguard.errors import Refused, StepFailed
+from opsguard.errors import ConfigError, Refused, StepFailed
 from opsguard.hostfacts import parse_sha256sum
 from opsguard.plan import CopyItem, Download
 from opsguard.readonly import read_only_problem
@@ -59,6 +61,7 @@ CONTAINER_KINDS = ("container-file", "container-env")
 _MARGIN = 1.1
 _SLACK = 16 * 1024 * 1024  # the ledger (in the same state dir) and the locks need room too
 _ROOM_EVERY_BYTES = 8 * 1024 * 1024  # free space is measured again this often during a copy (other runs write too)
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # how opsguard names a run (opsguard/guard.py new_run_id)
 
 
 class CopyFailed(StepFailed):
@@ -442,18 +445,48 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def host_copy_runs(state_dir: Path, host: str) -> list[str]:
-    """Given the state dir and a host, return the run ids that have copies, oldest first (run ids sort by time)."""
+    """Given the state dir and a host, return the run ids that have copies, oldest first (run ids sort by time).
+
+    Only directories named as run ids count: anything else under copies/<host>/ was put there by someone else.
+    """
     directory = Path(state_dir) / COPIES_DIR / host
     if not directory.is_dir():
         return []
-    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir())
+    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and RUN_ID.fullmatch(entry.name))
+
+
+def unsettled_runs(state_dir: Path, host: str) -> set[str]:
+    """Given the state dir and a host, return the runs this machine's ledger records as failed or unknown on that host
+    (a verified snapshot and no end, or an end that is not ok) and that no rollback has undone successfully since.
+
+    Raise ConfigError if the ledger cannot be read.
+    """
+    records = events.Ledger(Path(state_dir)).records(host)
+    verified = {record["run_id"] for record in records if record.get("event") == events.SNAPSHOT_VERIFIED}
+    outcomes = {record["run_id"]: record.get("outcome") for record in records if record.get("event") == events.RUN_ENDED}
+    rolls_back = {record["run_id"]: record.get("rolls_back") for record in records
+                  if record.get("event") == events.RUN_FACTS and isinstance(record.get("rolls_back"), str)}  # fmt: skip
+    undone = {run for rollback, run in rolls_back.items() if outcomes.get(rollback) == events.OK}
+    return {run for run in verified if outcomes.get(run, events.UNKNOWN) in (events.FAILED, events.UNKNOWN)} - undone
 
 
 def prune(state_dir: Path, host: str, keep: int, *, keep_run: str) -> Iterator[str]:
     """Given the state dir, a host, how many runs' copies to keep and the run whose copies must stay, remove the
-    oldest beyond ``keep`` and yield each removed run id."""
+    copies of the runs older than the last ``keep`` and yield each removed run id.
+
+    SAFETY: the copies of a run that is not settled (failed or unknown, not rolled back: see unsettled_runs) stay
+    whatever their age: they may be the only way back for what that run changed. When the ledger cannot be read,
+    nothing is removed.
+    """
     runs = [run for run in host_copy_runs(state_dir, host) if run != keep_run]
-    excess = len(runs) + 1 - max(1, keep)
-    for run in runs[: max(0, excess)]:
-        shutil.rmtree(Path(state_dir) / COPIES_DIR / host / run)
-        yield run
+    older = runs[: max(0, len(runs) + 1 - max(1, keep))]
+    if not older:
+        return
+    try:
+        unsettled = unsettled_runs(state_dir, host)
+    except ConfigError:
+        return  # cannot tell which runs are settled: keep every copy
+    for run in older:
+        if run not in unsettled:
+            shutil.rmtree(Path(state_dir) / COPIES_DIR / host / run)
+            yield run

@@ -135,3 +135,21 @@ def test_upgrade_chat_stops_a_copy_at_the_host_files_size_when_more_bytes_arrive
     calls = [record["argv"] for record in world.journal("chat")]
     assert not [call for call in calls if call[:2] == ["pm2", "stop"]], "a service stopped after a bad copy"
 
+
+def test_upgrade_chat_keeps_the_copies_of_a_failed_run_and_hand_made_dirs_when_pruning(world: PlaybookWorld) -> None:
+    hand_made = world.state_dir / "copies" / "chat" / "0-KEEP-forever-hand-made"
+    hand_made.mkdir(parents=True)
+    world.hosts.set_channels("chat", lose_session=["Vendas"])  # the first run fails after its copies: unsettled
+    package = str(world.release())
+    failed = world.cli("upgrade", "chat", "--package", package, "--yes", "--var", "channels_wait=1")
+    assert failed.exit_code == 1, failed.output
+    failed_run = world.run_end("chat")["run_id"]
+    world.hosts.set_channels("chat", lose_session=[])
+
+    result = world.cli("upgrade", "chat", "--package", package, "--yes", "--var", "copies_keep=1")
+
+    assert result.exit_code == 0, result.output
+    current = world.ledger("chat", "run-ended")[-1]["run_id"]
+    assert sorted(entry.name for entry in (world.state_dir / "copies" / "chat").iterdir()) == [
+        hand_made.name, failed_run, current]
+    assert (world.state_dir / "copies" / "chat" / failed_run / "database.dump").is_file()

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from opsguard import copies
+from opsguard import ledger as events
 from opsguard.errors import Refused
+from opsguard.ledger import Ledger
 from opsguard.plan import CopyItem, Download
 from opsguard.readonly import read_only_problem
 
@@ -230,4 +232,57 @@ def test_fetch_stops_reading_when_the_state_dir_runs_out_of_space_during_a_copy(
 
     assert host.largest_partial < len(data)
     assert host.lines_handed < len(base64_lines(data))
+
+
+# -- retention: only run dirs, never an unsettled run's copies -----------------------------------------------
+
+RUNS = ["20250101T000000Z-aaaaaa", "20250102T000000Z-bbbbbb", "20250103T000000Z-cccccc", "20250104T000000Z-dddddd"]
+
+
+def make_copy_dirs(state_dir: Path, names: list[str]) -> None:
+    for name in names:
+        copies.run_copy_dir(state_dir, "chat", name).mkdir(parents=True)
+
+
+def record_run(state_dir: Path, run_id: str, outcome: str | None, **facts: object) -> None:
+    """Put a guarded run in the ledger: its verified snapshot, its facts, and how it ended (None: no end record)."""
+    ledger = Ledger(state_dir)
+    ledger.append(events.SNAPSHOT_VERIFIED, run_id=run_id, host="chat", receipt={"snapshot_id": f"snap-{run_id[-6:]}"})
+    if facts:
+        ledger.append(events.RUN_FACTS, run_id=run_id, host="chat", **facts)
+    if outcome is not None:
+        ledger.append(events.RUN_ENDED, run_id=run_id, host="chat", outcome=outcome)
+
+
+def test_prune_removes_only_directories_named_as_run_ids_when_others_are_there(tmp_path: Path) -> None:
+    make_copy_dirs(tmp_path, ["0-KEEP-forever-hand-made", *RUNS[:3], "notes"])
+
+    removed = list(copies.prune(tmp_path, "chat", 2, keep_run=RUNS[2]))
+
+    assert removed == [RUNS[0]]
+    assert sorted(path.name for path in (tmp_path / "copies" / "chat").iterdir()) == ["0-KEEP-forever-hand-made", *RUNS[1:3], "notes"]
+
+
+@pytest.mark.parametrize("outcome", ["failed", "unknown", None], ids=["failed", "unknown", "no-end-record"])
+def test_prune_keeps_the_copies_of_a_run_that_is_not_settled_when_it_is_beyond_keep(tmp_path: Path, outcome: str | None) -> None:
+    make_copy_dirs(tmp_path, RUNS)
+    record_run(tmp_path, RUNS[0], outcome)
+    record_run(tmp_path, RUNS[1], "ok")
+
+    removed = list(copies.prune(tmp_path, "chat", 2, keep_run=RUNS[3]))
+
+    assert removed == [RUNS[1]]
+    assert copies.host_copy_runs(tmp_path, "chat") == [RUNS[0], *RUNS[2:]]
+
+
+def test_prune_removes_the_copies_of_a_failed_run_once_a_rollback_of_it_succeeded(tmp_path: Path) -> None:
+    make_copy_dirs(tmp_path, RUNS[:3])
+    record_run(tmp_path, RUNS[0], "failed")
+    rollback = "20250101T120000Z-eeeeee"
+    record_run(tmp_path, rollback, "failed", rolls_back=RUNS[0])  # a failed rollback settles nothing
+    assert list(copies.prune(tmp_path, "chat", 1, keep_run=RUNS[2])) == [RUNS[1]]
+
+    record_run(tmp_path, "20250101T130000Z-ffffff", "ok", rolls_back=RUNS[0])
+
+    assert list(copies.prune(tmp_path, "chat", 1, keep_run=RUNS[2])) == [RUNS[0]]
 
