@@ -15,8 +15,13 @@ How, and why that way:
   bounded whatever the size);
 - each file's sha256 (and size) is computed ON THE HOST first and compared with the bytes written here;
   a mismatch fails the step (the run stops before any service stops) and the bad copy is removed;
-- SAFETY (secrets): the content is never printed, logged or put in the ledger; the ledger and the
-  manifest get names, sizes and sums; error messages carry the command's stderr, never its stdout;
+- SAFETY (secrets): the content is never printed, logged or put in the ledger; error messages carry the
+  command's stderr, never its stdout. The manifest (0600, next to the copies) gets names, sizes and plain
+  sha256 sums: whoever can read it can read the copies anyway. The ledger gets names, sizes and HMAC-SHA256
+  sums keyed with ``<state_dir>/copies-sum.key`` (32 random bytes, 0600, made on first use): a plain sum of
+  a weak secret (a .env password, n8n's key) would let anyone holding the ledger alone (shown, pasted, shipped
+  to a log store) test guesses offline. Every item's sum is keyed, not only the secret ones: nothing has to
+  decide which file is a secret, and on this machine the key still checks any copy against the ledger;
 - ``check_room`` refuses, BEFORE the snapshot, a run whose copies (estimated in preflight) exceed the cap
   or the state dir's free space; the copy step checks the real sizes again before downloading;
 - retention: after a good copy, only the last ``keep`` runs' copies of the host stay, and those of any run that is
@@ -27,12 +32,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -61,6 +70,8 @@ CONTAINER_KINDS = ("container-file", "container-env")
 _MARGIN = 1.1
 _SLACK = 16 * 1024 * 1024  # the ledger (in the same state dir) and the locks need room too
 _ROOM_EVERY_BYTES = 8 * 1024 * 1024  # free space is measured again this often during a copy (other runs write too)
+SUM_KEY_FILE = "copies-sum.key"  # in the state dir: the key of the sums the ledger records (see the SAFETY above)
+_SUM_KEY_BYTES = 32
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # how opsguard names a run (opsguard/guard.py new_run_id)
 
 
@@ -83,12 +94,14 @@ class Source:
 
 @dataclass(frozen=True)
 class CopiedFile:
-    """One file copied: its name in the copy dir, where it came from, its size and sha256."""
+    """One file copied: its name in the copy dir, where it came from, its size, its sha256 and its keyed sum (the
+    HMAC-SHA256 of its bytes with the state dir's sum key: what the ledger records)."""
 
     name: str
     where: str
     size: int
     sha256: str
+    keyed_sum: str
 
 
 def run_copy_dir(state_dir: Path, host: str, run_id: str) -> Path:
@@ -154,6 +167,7 @@ def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: 
     host, run_id = session.host.name, session.run_id
     target = run_copy_dir(state_dir, host, run_id)
     _private_dirs(Path(state_dir), target)
+    key = _sum_key(Path(state_dir), host, step)
     sources, missing = _sources(session, download, host, step)
     measured = [(source, *_host_sum(session, source, host, step)) for source in sources]
     present = [(source, size, digest) for source, size, digest in measured if digest is not None]
@@ -166,7 +180,7 @@ def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: 
     for source, size, digest in present:
         assert digest is not None
         limits = _Limits(Path(state_dir), target, cap=download.max_bytes, cap_left=download.max_bytes - sum(item.size for item in copied))
-        copied.append(_download(session, source, target, size, digest, limits, host, step, progress))
+        copied.append(_download(session, source, target, size, digest, limits, key, host, step, progress))
     manifest = {
         "host": host, "run_id": run_id, "time": events.utc_now_text(),
         "files": [{"name": item.name, "from": item.where, "bytes": item.size, "sha256": item.sha256} for item in copied],
@@ -174,7 +188,8 @@ def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: 
     }  # fmt: skip
     _write_private(target / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     session.note(events.COPIES, dir=str(target), total_bytes=sum(item.size for item in copied), missing=missing,
-                 files=[{"name": item.name, "bytes": item.size, "sha256": item.sha256} for item in copied])
+                 sum_key=str(Path(state_dir) / SUM_KEY_FILE),
+                 files=[{"name": item.name, "bytes": item.size, "hmac_sha256": item.keyed_sum} for item in copied])
     for removed in prune(Path(state_dir), host, download.keep, keep_run=run_id):
         print(f"{host}: removed the copies of run {removed} (keeping the last {download.keep})", file=sys.stderr)
     return copied
@@ -279,7 +294,7 @@ class _CopyStopped(Exception):
 
 
 def _download(session: ChangeSession, source: Source, target: Path, size: int | None, digest: str, limits: _Limits,
-              host: str, step: str, progress: TextIO | None) -> CopiedFile:
+              key: bytes, host: str, step: str, progress: TextIO | None) -> CopiedFile:
     """Given a source, its size and sum on the host and the limits of this copy, stream its bytes into the copy dir;
     raise CopyFailed if they differ or go past a limit (the reading stops at once: nothing past it is written)."""
     final = target / source.name
@@ -293,7 +308,7 @@ def _download(session: ChangeSession, source: Source, target: Path, size: int | 
     partial = final.with_name(final.name + ".partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     reporter = CopyProgress(host, source.name, size, stream=progress)
-    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter, most=max(0, most), why=why, limits=limits)
+    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter, most=max(0, most), why=why, limits=limits, key=key)
     result = None
     try:
         with decoder.handle:
@@ -322,7 +337,7 @@ def _download(session: ChangeSession, source: Source, target: Path, size: int | 
                          "(no service was stopped yet)", step=step)
     os.chmod(partial, 0o600)
     os.replace(partial, final)
-    return CopiedFile(source.name, source.where, decoder.size, digest)
+    return CopiedFile(source.name, source.where, decoder.size, digest, decoder.keyed.hexdigest())
 
 
 def _read(session: ChangeSession, command: str, step: str, *, timeout: float, on_output: Any = None) -> Any:
@@ -346,11 +361,12 @@ class _Base64Writer:
     measured again every ``_ROOM_EVERY_BYTES``: other runs may be filling it, and the ledger must keep its room.
     """
 
-    def __init__(self, handle: Any, reporter: CopyProgress, *, most: int, why: str, limits: _Limits) -> None:
+    def __init__(self, handle: Any, reporter: CopyProgress, *, most: int, why: str, limits: _Limits, key: bytes) -> None:
         self.handle = handle
         self.reporter = reporter
         self.most, self.why, self.limits = most, why, limits
         self.digest = hashlib.sha256()
+        self.keyed = hmac.new(key, digestmod=hashlib.sha256)
         self.size = 0
         self.error: str | None = None
         self._pending = ""
@@ -375,6 +391,7 @@ class _Base64Writer:
                 self._stop(self.limits.out_of_room())
         self.handle.write(chunk)
         self.digest.update(chunk)
+        self.keyed.update(chunk)
         self.size += len(chunk)
         self.reporter.update(self.size)
 
@@ -429,6 +446,43 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _sum_key(state_dir: Path, host: str, step: str) -> bytes:
+    """Given the state dir, return the key of the ledger's sums of copies, made the first time (32 random bytes, 0600);
+    raise CopyFailed naming the file if it cannot be made or read, or is not such a key (then nothing is copied)."""
+    path = state_dir / SUM_KEY_FILE
+    try:
+        if not path.exists():
+            _make_sum_key(path)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(descriptor, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            key = handle.read(_SUM_KEY_BYTES + 1)
+    except OSError as error:
+        raise CopyFailed(f"host {host}: step {step!r}: cannot make or read the key of the copies' sums {path}: "
+                         f"{error.strerror or error}; nothing was copied", step=step) from None
+    if not stat.S_ISREG(mode) or stat.S_IMODE(mode) & 0o077 or len(key) != _SUM_KEY_BYTES:
+        raise CopyFailed(f"host {host}: step {step!r}: {path} is not the owner-only (0600) {_SUM_KEY_BYTES}-byte key "
+                         "opsguard makes for the copies' sums: move it away (a new one is made; the sums already in "
+                         "the ledger then cannot be checked) or make it 0600; nothing was copied", step=step)
+    return key
+
+
+def _make_sum_key(path: Path) -> None:
+    """Given the key's path, write 32 random bytes there as a 0600 file, whole or not at all (another run may be making
+    it at the same moment: the first one linked into place wins)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(_SUM_KEY_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _write_private(path: Path, data: bytes) -> None:

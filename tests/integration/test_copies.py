@@ -136,6 +136,19 @@ def test_upgrade_chat_stops_a_copy_at_the_host_files_size_when_more_bytes_arrive
     assert not [call for call in calls if call[:2] == ["pm2", "stop"]], "a service stopped after a bad copy"
 
 
+def test_upgrade_chat_keeps_plain_sums_of_copied_env_files_out_of_the_ledger(world: PlaybookWorld) -> None:
+    env = plant_secret(world, "chat")
+
+    result = world.cli("upgrade", "chat", "--package", str(world.release()), "--yes")
+
+    assert result.exit_code == 0, result.output
+    ledger_text = (world.state_dir / "ledger.jsonl").read_text()
+    assert sha256(env) not in ledger_text  # a weak secret's plain sum would let anyone holding the ledger guess it
+    manifest = json.loads((copy_dir(world, "chat") / "manifest.json").read_text())
+    assert {item["name"]: item["sha256"] for item in manifest["files"]}["env/backend/.env"] == sha256(env)
+    assert stat.S_IMODE((copy_dir(world, "chat") / "manifest.json").stat().st_mode) == 0o600
+
+
 def test_upgrade_chat_keeps_the_copies_of_a_failed_run_and_hand_made_dirs_when_pruning(world: PlaybookWorld) -> None:
     hand_made = world.state_dir / "copies" / "chat" / "0-KEEP-forever-hand-made"
     hand_made.mkdir(parents=True)

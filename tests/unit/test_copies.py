@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import io
+import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -39,9 +42,10 @@ def test_check_room_refuses_when_the_size_was_not_measured(tmp_path: Path) -> No
         copies.check_room(tmp_path, "chat", DOWNLOAD, {})
 
 
-def base64_writer(sink: io.BytesIO, most: int = 10**9) -> copies._Base64Writer:
+def base64_writer(sink: io.BytesIO) -> copies._Base64Writer:
     limits = copies._Limits(Path("."), Path("."), cap=10**9, cap_left=10**9)
-    return copies._Base64Writer(sink, copies.CopyProgress("chat", "x", None), most=most, why="too much", limits=limits)
+    return copies._Base64Writer(sink, copies.CopyProgress("chat", "x", None), most=10**9, why="too much", limits=limits,
+                                key=b"k" * 32)
 
 
 def test_base64_writer_streams_bytes_and_hashes_them() -> None:
@@ -286,3 +290,40 @@ def test_prune_removes_the_copies_of_a_failed_run_once_a_rollback_of_it_succeede
 
     assert list(copies.prune(tmp_path, "chat", 1, keep_run=RUNS[2])) == [RUNS[0]]
 
+
+# -- what the ledger learns about the copies -----------------------------------------------------------------
+
+
+def test_fetch_keeps_plain_sha256_of_copied_files_out_of_the_ledger_when_they_hold_secrets(tmp_path: Path) -> None:
+    secret = b"POSTGRES_PASSWORD=summer2024\n"  # a weak secret: a plain sha256 of it is an offline guessing oracle
+    path = "/opt/stack/.env"
+    host = ScriptedHost(tmp_path, {path: stat_answer(secret, path)}, {path: base64_lines(secret)})
+    download = Download(items=(CopyItem("compose/.env", path),), keep=3, max_bytes=10**9)
+
+    copies.fetch(host, download, state_dir=tmp_path, step="copy")  # type: ignore[arg-type]
+
+    [(event, fields)] = host.notes
+    assert event == events.COPIES
+    assert hashlib.sha256(secret).hexdigest() not in json.dumps(fields)
+    # The manifest, owner-only next to the copy itself, keeps the plain sum (it gives nothing the copy does not).
+    target = copies.run_copy_dir(tmp_path, "chat", host.run_id)
+    manifest = json.loads((target / copies.MANIFEST).read_text())
+    assert manifest["files"][0]["sha256"] == hashlib.sha256(secret).hexdigest()
+    # The ledger's sum is keyed with the state dir's own key, so it still proves which bytes were copied.
+    key_file = tmp_path / copies.SUM_KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    [entry] = fields["files"]  # type: ignore[misc]
+    assert entry == {"name": "compose/.env", "bytes": len(secret),
+                     "hmac_sha256": hmac.new(key_file.read_bytes(), secret, hashlib.sha256).hexdigest()}
+
+
+def test_fetch_refuses_to_copy_when_the_sum_key_is_readable_by_others(tmp_path: Path) -> None:
+    key_file = tmp_path / copies.SUM_KEY_FILE
+    key_file.write_bytes(b"k" * 32)
+    key_file.chmod(0o644)
+    host = ScriptedHost(tmp_path, {"/x": stat_answer(b"x", "/x")}, {"/x": base64_lines(b"x")})
+
+    with pytest.raises(copies.CopyFailed, match="not the owner-only"):
+        copies.fetch(host, Download(items=(CopyItem("f", "/x"),)), state_dir=tmp_path, step="copy")  # type: ignore[arg-type]
+
+    assert host.lines_handed == 0 and host.notes == []
