@@ -602,7 +602,7 @@ def channels_back_step(container: str, table: ChannelTable, *, wait: float, ever
 # -- copies off the host (opsguard/copies.py does the copying; the playbooks say what and measure it) -------
 
 COPY_VARS: dict[str, Any] = {
-    "copies_keep": 3,  # runs whose copies stay in <state_dir>/copies/<host>/ (older ones are removed)
+    "copies_keep": 3,  # runs whose copies stay in <state_dir>/copies/<host>/ (older ones are removed, unless unsettled)
     "copies_max_gb": 20.0,  # cap on one run's copies; refused before the snapshot above it or above local free space
 }
 COPIES_FACT = "copies_bytes"
