@@ -15,22 +15,33 @@ How, and why that way:
   bounded whatever the size);
 - each file's sha256 (and size) is computed ON THE HOST first and compared with the bytes written here;
   a mismatch fails the step (the run stops before any service stops) and the bad copy is removed;
-- SAFETY (secrets): the content is never printed, logged or put in the ledger; the ledger and the
-  manifest get names, sizes and sums; error messages carry the command's stderr, never its stdout;
+- SAFETY (secrets): the content is never printed, logged or put in the ledger; error messages carry the
+  command's stderr, never its stdout. The manifest (0600, next to the copies) gets names, sizes and plain
+  sha256 sums: whoever can read it can read the copies anyway. The ledger gets names, sizes and HMAC-SHA256
+  sums keyed with ``<state_dir>/copies-sum.key`` (32 random bytes, 0600, made on first use): a plain sum of
+  a weak secret (a .env password, n8n's key) would let anyone holding the ledger alone (shown, pasted, shipped
+  to a log store) test guesses offline. Every item's sum is keyed, not only the secret ones: nothing has to
+  decide which file is a secret, and on this machine the key still checks any copy against the ledger;
 - ``check_room`` refuses, BEFORE the snapshot, a run whose copies (estimated in preflight) exceed the cap
   or the state dir's free space; the copy step checks the real sizes again before downloading;
-- retention: after a good copy, only the last ``keep`` runs' copies of the host stay.
+- retention: after a good copy, only the last ``keep`` runs' copies of the host stay, and those of any run that is
+  not settled (failed or unknown, not rolled back since); only directories named as run ids are ever removed.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import hmac
 import json
 import os
+import re
+import secrets
 import shlex
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -39,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from opsguard import ledger as events
-from opsguard.errors import Refused, StepFailed
+from opsguard.errors import ConfigError, Refused, StepFailed
 from opsguard.hostfacts import parse_sha256sum
 from opsguard.plan import CopyItem, Download
 from opsguard.readonly import read_only_problem
@@ -52,8 +63,16 @@ COPIES_DIR = "copies"
 MANIFEST = "manifest.json"
 CAP_VAR = "copies_max_gb"  # the var every copying playbook declares for the cap
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # smaller copies finish before a progress line would help
+# A container file or variable has no stat to size it (n8n's config and key are bytes): this is what it counts for
+# in the cap and room checks, and the most that may arrive for it.
+CONTAINER_ITEM_MAX_BYTES = 1024 * 1024
+CONTAINER_KINDS = ("container-file", "container-env")
 _MARGIN = 1.1
-_SLACK = 16 * 1024 * 1024  # the ledger and locks need room too
+_SLACK = 16 * 1024 * 1024  # the ledger (in the same state dir) and the locks need room too
+_ROOM_EVERY_BYTES = 8 * 1024 * 1024  # free space is measured again this often during a copy (other runs write too)
+SUM_KEY_FILE = "copies-sum.key"  # in the state dir: the key of the sums the ledger records (see the SAFETY above)
+_SUM_KEY_BYTES = 32
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # how opsguard names a run (opsguard/guard.py new_run_id)
 
 
 class CopyFailed(StepFailed):
@@ -75,12 +94,14 @@ class Source:
 
 @dataclass(frozen=True)
 class CopiedFile:
-    """One file copied: its name in the copy dir, where it came from, its size and sha256."""
+    """One file copied: its name in the copy dir, where it came from, its size, its sha256 and its keyed sum (the
+    HMAC-SHA256 of its bytes with the state dir's sum key: what the ledger records)."""
 
     name: str
     where: str
     size: int
     sha256: str
+    keyed_sum: str
 
 
 def run_copy_dir(state_dir: Path, host: str, run_id: str) -> Path:
@@ -103,7 +124,8 @@ def check_room(state_dir: Path, host: str, download: Download, facts: Mapping[st
     if not text.isdigit():
         raise Refused(f"host {host}: the size of the copies off the host was not measured "
                       f"({download.size_fact}={text!r}); no snapshot was taken")
-    estimate = int(text)
+    # Preflight measures files and databases; container items have no size there: each counts at its upper bound.
+    estimate = int(text) + container_items(download) * CONTAINER_ITEM_MAX_BYTES
     if estimate > download.max_bytes:
         raise Refused(f"host {host}: the copies off the host (database dump, .env files, ...) would be about "
                       f"{_gb(estimate)}, above the cap {CAP_VAR} = {_gb(download.max_bytes)}: raise it (--var "
@@ -115,6 +137,11 @@ def check_room(state_dir: Path, host: str, download: Download, facts: Mapping[st
                       f"about {_gb(need)}: free space there or point OPSGUARD_STATE_DIR at a larger disk; "
                       "no snapshot was taken")
     return estimate
+
+
+def container_items(download: Download) -> int:
+    """Given a copy step's Download, return how many of its items are container files or variables."""
+    return sum(1 for item in download.items if item.kind in CONTAINER_KINDS)
 
 
 def free_bytes(path: Path) -> int:
@@ -140,18 +167,20 @@ def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: 
     host, run_id = session.host.name, session.run_id
     target = run_copy_dir(state_dir, host, run_id)
     _private_dirs(Path(state_dir), target)
+    key = _sum_key(Path(state_dir), host, step)
     sources, missing = _sources(session, download, host, step)
     measured = [(source, *_host_sum(session, source, host, step)) for source in sources]
     present = [(source, size, digest) for source, size, digest in measured if digest is not None]
     missing += [source.where for source, _, digest in measured if digest is None]
-    total = sum(size or 0 for _, size, _ in present)
+    total = sum(CONTAINER_ITEM_MAX_BYTES if size is None else size for _, size, _ in present)
     if total > download.max_bytes or free_bytes(target) < total * _MARGIN + _SLACK:
-        raise CopyFailed(f"host {host}: step {step!r}: the copies are {_gb(total)} (cap {CAP_VAR} = "
+        raise CopyFailed(f"host {host}: step {step!r}: the copies are up to {_gb(total)} (cap {CAP_VAR} = "
                          f"{_gb(download.max_bytes)}, {_gb(free_bytes(target))} free in {state_dir})", step=step)
-    copied = []
+    copied: list[CopiedFile] = []
     for source, size, digest in present:
         assert digest is not None
-        copied.append(_download(session, source, target, size, digest, host, step, progress))
+        limits = _Limits(Path(state_dir), target, cap=download.max_bytes, cap_left=download.max_bytes - sum(item.size for item in copied))
+        copied.append(_download(session, source, target, size, digest, limits, key, host, step, progress))
     manifest = {
         "host": host, "run_id": run_id, "time": events.utc_now_text(),
         "files": [{"name": item.name, "from": item.where, "bytes": item.size, "sha256": item.sha256} for item in copied],
@@ -159,7 +188,8 @@ def fetch(session: ChangeSession, download: Download, *, state_dir: Path, step: 
     }  # fmt: skip
     _write_private(target / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     session.note(events.COPIES, dir=str(target), total_bytes=sum(item.size for item in copied), missing=missing,
-                 files=[{"name": item.name, "bytes": item.size, "sha256": item.sha256} for item in copied])
+                 sum_key=str(Path(state_dir) / SUM_KEY_FILE),
+                 files=[{"name": item.name, "bytes": item.size, "hmac_sha256": item.keyed_sum} for item in copied])
     for removed in prune(Path(state_dir), host, download.keep, keep_run=run_id):
         print(f"{host}: removed the copies of run {removed} (keeping the last {download.keep})", file=sys.stderr)
     return copied
@@ -229,26 +259,70 @@ def _host_sum(session: ChangeSession, source: Source, host: str, step: str) -> t
     return size, digest
 
 
-def _download(session: ChangeSession, source: Source, target: Path, size: int | None, digest: str, host: str, step: str,
-              progress: TextIO | None) -> CopiedFile:
-    """Given a source and its size and sum on the host, stream its bytes into the copy dir; raise CopyFailed if they differ."""
+class _Limits:
+    """What one file's copy may take: the cap left for this run's copies and the state dir's free space (less the
+    room the ledger needs), on top of the file's own size."""
+
+    def __init__(self, state_dir: Path, target: Path, *, cap: int, cap_left: int) -> None:
+        self.state_dir, self.target, self.cap, self.cap_left = state_dir, target, cap, cap_left
+
+    def room(self) -> int:
+        """Return the bytes that may still be written in the state dir (its free space less the ledger's room)."""
+        return free_bytes(self.target) - _SLACK
+
+    def out_of_room(self) -> str:
+        """Return why a copy stopped for want of space."""
+        return (f"the state dir {self.state_dir} is running out of space ({_SLACK // 2**20} MiB must stay free for the "
+                "ledger): free space there or point OPSGUARD_STATE_DIR at a larger disk")
+
+    def for_file(self, size: int | None) -> tuple[int, str]:
+        """Given a file's size on the host (None: a container item), return the most bytes that may arrive for it
+        and why no more may."""
+        if size is None:
+            own = (CONTAINER_ITEM_MAX_BYTES, f"more than {CONTAINER_ITEM_MAX_BYTES} bytes arrived, the most a container "
+                                             "file or variable may have: the download is corrupted")
+        else:
+            own = (size, f"more than the {size} bytes the file on the host has arrived: it changed during the copy "
+                         "or the download is corrupted")
+        cap = (self.cap_left, f"the copies went past the cap {CAP_VAR} = {_gb(self.cap)}")
+        room = (self.room(), self.out_of_room())
+        return min(own, cap, room, key=lambda limit: limit[0])
+
+
+class _CopyStopped(Exception):
+    """Raised from the output callback to stop reading a download that went past its limit (the channel is closed)."""
+
+
+def _download(session: ChangeSession, source: Source, target: Path, size: int | None, digest: str, limits: _Limits,
+              key: bytes, host: str, step: str, progress: TextIO | None) -> CopiedFile:
+    """Given a source, its size and sum on the host and the limits of this copy, stream its bytes into the copy dir;
+    raise CopyFailed if they differ or go past a limit (the reading stops at once: nothing past it is written)."""
     final = target / source.name
     if ".." in Path(source.name).parts or Path(source.name).is_absolute():
         raise CopyFailed(f"host {host}: step {step!r}: {source.name!r} would land outside {target}", step=step)
+    most, why = limits.for_file(size)
+    if size is not None and size > most:  # known too large before a byte is read
+        raise CopyFailed(f"host {host}: step {step!r}: copy of {source.where} ({_gb(size)}): {why}; nothing was copied "
+                         "(no service was stopped yet)", step=step)
     final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = final.with_name(final.name + ".partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     reporter = CopyProgress(host, source.name, size, stream=progress)
-    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter)
+    decoder = _Base64Writer(os.fdopen(descriptor, "wb"), reporter, most=max(0, most), why=why, limits=limits, key=key)
+    result = None
     try:
         with decoder.handle:
             # A dump of several GB: allow 5 MB/s through base64 on top of ten minutes.
             result = _read(session, source.download_command, step, timeout=600 + (size or 0) / 5e6, on_output=decoder)
             decoder.finish()
+    except _CopyStopped:
+        pass  # decoder.error says why; the channel was closed, so nothing more is read
     finally:
         reporter.close()
     problem = None
-    if result.exit_status != 0:
+    if result is None:
+        problem = decoder.error or "the copy was stopped"
+    elif result.exit_status != 0:
         problem = f"the copy command exited {result.exit_status} ({_stderr_tail(result.stderr)})"
     elif decoder.error:
         problem = decoder.error
@@ -263,7 +337,7 @@ def _download(session: ChangeSession, source: Source, target: Path, size: int | 
                          "(no service was stopped yet)", step=step)
     os.chmod(partial, 0o600)
     os.replace(partial, final)
-    return CopiedFile(source.name, source.where, decoder.size, digest)
+    return CopiedFile(source.name, source.where, decoder.size, digest, decoder.keyed.hexdigest())
 
 
 def _read(session: ChangeSession, command: str, step: str, *, timeout: float, on_output: Any = None) -> Any:
@@ -280,15 +354,23 @@ def _stderr_tail(text: str) -> str:
 
 
 class _Base64Writer:
-    """Decodes base64 lines as they arrive and writes the bytes, hashing them on the way (stderr lines are ignored)."""
+    """Decodes base64 lines as they arrive and writes the bytes, hashing them on the way (stderr lines are ignored).
 
-    def __init__(self, handle: Any, reporter: CopyProgress) -> None:
+    SAFETY (disk): at most ``most`` bytes are written; the first chunk that would go past it is not written and
+    raises _CopyStopped, which ends the read (the transport closes the channel). The state dir's free space is
+    measured again every ``_ROOM_EVERY_BYTES``: other runs may be filling it, and the ledger must keep its room.
+    """
+
+    def __init__(self, handle: Any, reporter: CopyProgress, *, most: int, why: str, limits: _Limits, key: bytes) -> None:
         self.handle = handle
         self.reporter = reporter
+        self.most, self.why, self.limits = most, why, limits
         self.digest = hashlib.sha256()
+        self.keyed = hmac.new(key, digestmod=hashlib.sha256)
         self.size = 0
         self.error: str | None = None
         self._pending = ""
+        self._room_checked_at = 0
 
     def __call__(self, stream: str, line: str) -> None:
         if stream != "stdout" or self.error:
@@ -301,10 +383,21 @@ class _Base64Writer:
             self.error = "the copy did not arrive as base64 (the download is corrupted)"
             return
         self._pending = data[cut:]
+        if self.size + len(chunk) > self.most:
+            self._stop(self.why)
+        if self.size + len(chunk) - self._room_checked_at >= _ROOM_EVERY_BYTES:
+            self._room_checked_at = self.size + len(chunk)
+            if self.limits.room() < len(chunk):
+                self._stop(self.limits.out_of_room())
         self.handle.write(chunk)
         self.digest.update(chunk)
+        self.keyed.update(chunk)
         self.size += len(chunk)
         self.reporter.update(self.size)
+
+    def _stop(self, why: str) -> None:
+        self.error = why
+        raise _CopyStopped(why)
 
     def finish(self) -> None:
         if self._pending and not self.error:
@@ -355,6 +448,43 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def _sum_key(state_dir: Path, host: str, step: str) -> bytes:
+    """Given the state dir, return the key of the ledger's sums of copies, made the first time (32 random bytes, 0600);
+    raise CopyFailed naming the file if it cannot be made or read, or is not such a key (then nothing is copied)."""
+    path = state_dir / SUM_KEY_FILE
+    try:
+        if not path.exists():
+            _make_sum_key(path)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(descriptor, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            key = handle.read(_SUM_KEY_BYTES + 1)
+    except OSError as error:
+        raise CopyFailed(f"host {host}: step {step!r}: cannot make or read the key of the copies' sums {path}: "
+                         f"{error.strerror or error}; nothing was copied", step=step) from None
+    if not stat.S_ISREG(mode) or stat.S_IMODE(mode) & 0o077 or len(key) != _SUM_KEY_BYTES:
+        raise CopyFailed(f"host {host}: step {step!r}: {path} is not the owner-only (0600) {_SUM_KEY_BYTES}-byte key "
+                         "opsguard makes for the copies' sums: move it away (a new one is made; the sums already in "
+                         "the ledger then cannot be checked) or make it 0600; nothing was copied", step=step)
+    return key
+
+
+def _make_sum_key(path: Path) -> None:
+    """Given the key's path, write 32 random bytes there as a 0600 file, whole or not at all (another run may be making
+    it at the same moment: the first one linked into place wins)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(_SUM_KEY_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Given a path and bytes, write them whole as a 0600 file (through a temporary name)."""
     partial = path.with_name(path.name + ".partial")
@@ -369,18 +499,48 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def host_copy_runs(state_dir: Path, host: str) -> list[str]:
-    """Given the state dir and a host, return the run ids that have copies, oldest first (run ids sort by time)."""
+    """Given the state dir and a host, return the run ids that have copies, oldest first (run ids sort by time).
+
+    Only directories named as run ids count: anything else under copies/<host>/ was put there by someone else.
+    """
     directory = Path(state_dir) / COPIES_DIR / host
     if not directory.is_dir():
         return []
-    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir())
+    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and RUN_ID.fullmatch(entry.name))
+
+
+def unsettled_runs(state_dir: Path, host: str) -> set[str]:
+    """Given the state dir and a host, return the runs this machine's ledger records as failed or unknown on that host
+    (a verified snapshot and no end, or an end that is not ok) and that no rollback has undone successfully since.
+
+    Raise ConfigError if the ledger cannot be read.
+    """
+    records = events.Ledger(Path(state_dir)).records(host)
+    verified = {record["run_id"] for record in records if record.get("event") == events.SNAPSHOT_VERIFIED}
+    outcomes = {record["run_id"]: record.get("outcome") for record in records if record.get("event") == events.RUN_ENDED}
+    rolls_back = {record["run_id"]: record.get("rolls_back") for record in records
+                  if record.get("event") == events.RUN_FACTS and isinstance(record.get("rolls_back"), str)}  # fmt: skip
+    undone = {run for rollback, run in rolls_back.items() if outcomes.get(rollback) == events.OK}
+    return {run for run in verified if outcomes.get(run, events.UNKNOWN) in (events.FAILED, events.UNKNOWN)} - undone
 
 
 def prune(state_dir: Path, host: str, keep: int, *, keep_run: str) -> Iterator[str]:
     """Given the state dir, a host, how many runs' copies to keep and the run whose copies must stay, remove the
-    oldest beyond ``keep`` and yield each removed run id."""
+    copies of the runs older than the last ``keep`` and yield each removed run id.
+
+    SAFETY: the copies of a run that is not settled (failed or unknown, not rolled back: see unsettled_runs) stay
+    whatever their age: they may be the only way back for what that run changed. When the ledger cannot be read,
+    nothing is removed.
+    """
     runs = [run for run in host_copy_runs(state_dir, host) if run != keep_run]
-    excess = len(runs) + 1 - max(1, keep)
-    for run in runs[: max(0, excess)]:
-        shutil.rmtree(Path(state_dir) / COPIES_DIR / host / run)
-        yield run
+    older = runs[: max(0, len(runs) + 1 - max(1, keep))]
+    if not older:
+        return
+    try:
+        unsettled = unsettled_runs(state_dir, host)
+    except ConfigError:
+        return  # cannot tell which runs are settled: keep every copy
+    for run in older:
+        if run not in unsettled:
+            shutil.rmtree(Path(state_dir) / COPIES_DIR / host / run)
+            yield run

@@ -490,7 +490,10 @@ def _whatsapp(section: SectionOutput | None, table: ChannelTable) -> list[CheckR
         return [CheckResult("whatsapp", UNKNOWN, "POSTGRES_USER / POSTGRES_DB not found in the backend's .env")]
     try:
         probe = parse_channel_probe(_without_error_lines(section.text))
-    except ValueError:
+    except ValueError as error:
+        if CHANNEL_ROWS_MARK in (line.strip() for line in text.split("\n")):
+            # The probe ran to its rows but they cannot be read (a repeated id): say why, not a query failure.
+            return [CheckResult("whatsapp", UNKNOWN, str(error))]
         last = text.splitlines()[-1][:160] if text else "no output"
         return [CheckResult("whatsapp", UNKNOWN, f"the channel query failed: {last}")]
     if (missing := channel_table_problem(probe, table)) is not None:

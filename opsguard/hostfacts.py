@@ -7,6 +7,7 @@ checks and facts on these parsers, and the unit tests feed them realistic sample
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 from dataclasses import dataclass
@@ -554,10 +555,12 @@ def parse_channel_probe(text: str) -> ChannelProbe:
     """Given the channel probe's output (``--- channel columns``, one column name a line, ``--- channels``, then
     ``id|status|type|tenant|name`` rows as ``psql -tA`` prints them), return it parsed.
 
-    The name comes last so a '|' in it cannot shift the other fields. Raise ValueError if either mark is
-    missing (the probe did not run to its end) or a row has fewer than five fields.
+    The probe prints every value with its newlines and '|' as spaces, so a row is one line of exactly five
+    fields; lines end at "\n" only (as psql ends rows: another line break inside a value stays in the value).
+    Raise ValueError if either mark is missing (the probe did not run to its end), a row has not exactly five
+    fields, or two rows carry the same channel id (one would hide the other: which one is the channel?).
     """
-    lines = text.splitlines()
+    lines = text.split("\n")
     stripped = [line.strip() for line in lines]
     if CHANNEL_COLUMNS_MARK not in stripped or CHANNEL_ROWS_MARK not in stripped:
         raise ValueError("the channel probe printed no column list or no channel rows")
@@ -571,12 +574,22 @@ def parse_channel_probe(text: str) -> ChannelProbe:
         if line.strip() == CHANNEL_QUERY_FAILED:
             failed = True
             continue
-        fields = line.split("|", 4)
-        if len(fields) < 5:
+        fields = line.split("|")
+        if len(fields) != 5:
             raise ValueError(f"channel row {line[:80]!r} is not id|status|type|tenant|name")
         channel_id, status, kind, tenant, name = (field.strip() for field in fields)
         channels.append(Channel(id=channel_id, name=name, status=status, type=kind, tenant=tenant))
+    _refuse_repeated_ids(channels)
     return ChannelProbe(columns=columns, channels=tuple(channels), query_failed=failed)
+
+
+def _refuse_repeated_ids(channels: list[Channel]) -> None:
+    """Given the parsed rows, raise ValueError naming the first channel id that is in more than one row."""
+    counts = collections.Counter(channel.id for channel in channels)
+    repeated = [channel_id for channel_id, count in counts.items() if count > 1]
+    if repeated:
+        raise ValueError(f"channel id {repeated[0]} is in {counts[repeated[0]]} rows: the channel id column (var "
+                         "channel_id_column) must be unique, or one row hides another; cannot tell the channels' states")
 
 
 def version_major(version: str) -> int | None:

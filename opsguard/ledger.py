@@ -47,7 +47,7 @@ STEP = "step"
 RUN_ENDED = "run-ended"
 LOCK_BROKEN = "lock-broken"  # `opsguard unlock`: who broke which lock, when and why
 RUN_FACTS = "run-facts"  # a change run's params and facts (what a rollback of it needs), before its first step
-COPIES = "copies"  # what a run copied off the host: where, each file's size and sha256
+COPIES = "copies"  # what a run copied off the host: where, each file's size and keyed sum (opsguard/copies.py)
 
 # How a run ended.
 OK = "ok"

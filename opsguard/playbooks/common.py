@@ -424,7 +424,7 @@ CHANNEL_VARS: dict[str, Any] = {
     "channel_tenant_column": "tenantId",
     "channels_wait": 300.0,  # seconds for every channel CONNECTED before to be CONNECTED again
 }
-# Column role -> the var naming it, in the order the probe selects them (the name last: it may hold '|').
+# Column role -> the var naming it, in the order the probe selects them.
 _CHANNEL_COLUMN_VARS = (("id", "channel_id_column"), ("status", "channel_status_column"),
                         ("type", "channel_type_column"), ("tenant", "channel_tenant_column"),
                         ("name", "channel_name_column"))  # fmt: skip
@@ -472,10 +472,11 @@ def channel_probe_command(container: str, user: str, database: str, table: Chann
     """
     columns_query = ("select column_name from information_schema.columns where table_schema not in "
                      f"('pg_catalog', 'information_schema') and table_name = '{table.table}' order by ordinal_position")
-    selected = [f'"{table.columns[role]}"' for role, _ in _CHANNEL_COLUMN_VARS[:-1]]
-    # Newlines and '|' in a name would break the row format: shown as spaces.
-    name = f"translate(\"{table.columns['name']}\"::text, chr(10) || chr(13) || chr(124), '   ')"
-    rows_query = f'select {", ".join(selected)}, {name} from "{table.table}" order by 1'
+    # SAFETY: psql -tA prints values as they are: a newline in ANY column would start a row of its own (a forged
+    # "7|CONNECTED|..." inside another channel's type) and a '|' would shift the fields. Every column is read as
+    # text with both shown as spaces, so each channel is exactly one line of five fields.
+    selected = [_one_line_text(table.columns[role]) for role, _ in _CHANNEL_COLUMN_VARS]
+    rows_query = f'select {", ".join(selected)} from "{table.table}" order by "{table.columns["id"]}"'
     return "\n".join([
         f"echo {quote(CHANNEL_COLUMNS_MARK)}",
         read_only_psql(container, user, database, columns_query) + " || exit 1",
@@ -483,6 +484,11 @@ def channel_probe_command(container: str, user: str, database: str, table: Chann
         # A missing table makes the SELECT fail: say so on stdout, so the check can name the var to set.
         read_only_psql(container, user, database, rows_query) + f" || echo {CHANNEL_QUERY_FAILED}",
     ])  # fmt: skip
+
+
+def _one_line_text(column: str) -> str:
+    """Given a column name (a checked identifier), return the SQL printing it as text with newlines and '|' as spaces."""
+    return f"translate(\"{column}\"::text, chr(10) || chr(13) || chr(124), '   ')"
 
 
 def channel_table_problem(probe: ChannelProbe, table: ChannelTable, database: str = "the database") -> str | None:
@@ -599,7 +605,7 @@ def channels_back_step(container: str, table: ChannelTable, *, wait: float, ever
 # -- copies off the host (opsguard/copies.py does the copying; the playbooks say what and measure it) -------
 
 COPY_VARS: dict[str, Any] = {
-    "copies_keep": 3,  # runs whose copies stay in <state_dir>/copies/<host>/ (older ones are removed)
+    "copies_keep": 3,  # runs whose copies stay in <state_dir>/copies/<host>/ (older ones are removed, unless unsettled)
     "copies_max_gb": 20.0,  # cap on one run's copies; refused before the snapshot above it or above local free space
 }
 COPIES_FACT = "copies_bytes"

@@ -5,6 +5,8 @@ by the sandbox's Postgres fake (a backend restart sends Baileys channels OPENING
 
 from __future__ import annotations
 
+import marshal
+
 import pytest
 
 from tests.integration.playbook_support import PlaybookWorld, json_summary
@@ -68,3 +70,21 @@ def test_upgrade_chat_refuses_before_snapshot_naming_the_var_when_the_channel_ta
     fixed = world.cli("upgrade", "chat", "--package", package, "--yes", "--var", "channels_table=WhatsappsZPRO")
 
     assert fixed.exit_code == 0, fixed.output
+
+
+def test_upgrade_chat_fails_when_a_lost_channel_is_masked_by_a_row_forged_in_another_channels_type(world: PlaybookWorld) -> None:
+    # Channel 5's type holds a newline and the start of a fake row "2|CONNECTED|...": psql -tA prints it as a row of
+    # its own, which would say the lost channel 2 is back.
+    from opsguard.sandbox.stubs.channels import DEFAULT_CHANNELS
+
+    rows = [{"id": cid, "name": name, "type": kind, "tenantId": tenant, "status": status, "since": 0.0}
+            for cid, name, kind, tenant, status in DEFAULT_CHANNELS]
+    rows[4]["type"] = "baileys|2|Antigo\n2|CONNECTED|baileys|1"
+    world.hosts.set_channels("chat", lose_session=["Vendas"])
+    (world.hosts.host("chat").root / "stub-state" / "channels").write_bytes(marshal.dumps(rows))
+
+    result = world.cli("upgrade", "chat", "--package", str(world.release()), "--yes", "--var", "channels_wait=1.5")
+
+    assert result.exit_code == 1, result.output
+    assert (world.run_end("chat")["failed_step"]) == f"verify: {CHANNEL_STEP}"
+    assert "'Vendas' (id 2, tenant 1, baileys) is qrcode" in result.stderr

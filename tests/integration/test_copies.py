@@ -116,3 +116,53 @@ def test_upgrade_chat_refuses_before_the_snapshot_when_the_copies_exceed_the_cap
     assert "above the cap copies_max_gb = 0.10 GB" in result.stderr and "no snapshot was taken" in result.stderr
     assert world.snapshot_posts() == []
     assert world.changes("chat") == []
+
+
+def test_upgrade_chat_stops_a_copy_at_the_host_files_size_when_more_bytes_arrive(world: PlaybookWorld) -> None:
+    env = world.app_dir("chat") / "backend" / ".env"
+    # The file grew after stat (or the host is hostile): 4 MB stream in for a file of a few hundred bytes.
+    flood = base64.encodebytes(env.read_bytes() + b"#" * 4_000_000).decode()
+    world.hosts.set_responses("chat", {"rules": [{"prefix": ["base64"], "regex": r"/env/backend/\.env$", "stdout": flood}]})
+
+    result = world.cli("upgrade", "chat", "--package", str(world.release()), "--yes")
+
+    assert result.exit_code == 1, result.output
+    end = world.run_end("chat")
+    assert (end["outcome"], end["failed_step"]) == ("failed", f"change: {COPY_STEP}")
+    assert f"more than the {env.stat().st_size} bytes the file on the host has arrived" in result.stderr
+    target = copy_dir(world, "chat")
+    assert not list(target.rglob("*.partial")) and not (target / "env" / "backend" / ".env").exists()
+    calls = [record["argv"] for record in world.journal("chat")]
+    assert not [call for call in calls if call[:2] == ["pm2", "stop"]], "a service stopped after a bad copy"
+
+
+def test_upgrade_chat_keeps_plain_sums_of_copied_env_files_out_of_the_ledger(world: PlaybookWorld) -> None:
+    env = plant_secret(world, "chat")
+
+    result = world.cli("upgrade", "chat", "--package", str(world.release()), "--yes")
+
+    assert result.exit_code == 0, result.output
+    ledger_text = (world.state_dir / "ledger.jsonl").read_text()
+    assert sha256(env) not in ledger_text  # a weak secret's plain sum would let anyone holding the ledger guess it
+    manifest = json.loads((copy_dir(world, "chat") / "manifest.json").read_text())
+    assert {item["name"]: item["sha256"] for item in manifest["files"]}["env/backend/.env"] == sha256(env)
+    assert stat.S_IMODE((copy_dir(world, "chat") / "manifest.json").stat().st_mode) == 0o600
+
+
+def test_upgrade_chat_keeps_the_copies_of_a_failed_run_and_hand_made_dirs_when_pruning(world: PlaybookWorld) -> None:
+    hand_made = world.state_dir / "copies" / "chat" / "0-KEEP-forever-hand-made"
+    hand_made.mkdir(parents=True)
+    world.hosts.set_channels("chat", lose_session=["Vendas"])  # the first run fails after its copies: unsettled
+    package = str(world.release())
+    failed = world.cli("upgrade", "chat", "--package", package, "--yes", "--var", "channels_wait=1")
+    assert failed.exit_code == 1, failed.output
+    failed_run = world.run_end("chat")["run_id"]
+    world.hosts.set_channels("chat", lose_session=[])
+
+    result = world.cli("upgrade", "chat", "--package", package, "--yes", "--var", "copies_keep=1")
+
+    assert result.exit_code == 0, result.output
+    current = world.ledger("chat", "run-ended")[-1]["run_id"]
+    assert sorted(entry.name for entry in (world.state_dir / "copies" / "chat").iterdir()) == [
+        hand_made.name, failed_run, current]
+    assert (world.state_dir / "copies" / "chat" / failed_run / "database.dump").is_file()

@@ -133,6 +133,15 @@ def test_health_whatsapp_unknown_when_query_fails() -> None:
     assert outcome.result.exit_code == 4
 
 
+def test_health_whatsapp_unknown_naming_the_id_column_when_channel_ids_repeat() -> None:
+    """channel_id_column naming a column that is not unique: one row would hide the other, so health cannot tell."""
+    probe = channel_probe("1|qrcode|baileys|1|Atendimento", "1|CONNECTED|baileys|1|Vendas")
+
+    [(state, message)] = states(checked(whatsapp=probe), "whatsapp")
+
+    assert state == UNKNOWN and "channel id 1 is in 2 rows" in message and "channel_id_column" in message
+
+
 def test_health_certificate_days_left() -> None:
     soon = (NOW + timedelta(days=3)).strftime("%b %d %H:%M:%S %Y GMT")
     later = (NOW + timedelta(days=15)).strftime("%b %d %H:%M:%S %Y GMT")

@@ -179,15 +179,21 @@ def channel_answer(call: Call, query: str) -> int:
     if match.group(2) != table:
         err(f'ERROR:  relation "{match.group(2)}" does not exist\n')
         return 1
-    selected = re.findall(r'"([^"]+)"', match.group(1))
+    # Each selected column, and whether the probe wraps it in translate(COLUMN::text, chr(10) || chr(13) ||
+    # chr(124), '   '): newlines and '|' become spaces, as PostgreSQL would print them.
+    selected = [(quoted or translated, bool(translated)) for translated, quoted in re.findall(
+        r'translate\("([^"]+)"::text,\s*chr\(10\)\s*\|\|\s*chr\(13\)\s*\|\|\s*chr\(124\),\s*\'   \'\)|"([^"]+)"',
+        match.group(1))]
     rows = channel_rows(call)
     lines = []
     for row in rows:
-        values = [column_value(row, column) for column in selected]
-        for column, value in zip(selected, values, strict=True):
+        values = []
+        for column, one_line in selected:
+            value = column_value(row, column)
             if value is None:
                 err(f'ERROR:  column "{column}" does not exist\n')
                 return 1
-        lines.append("|".join(str(value) for value in values))
+            values.append(value.translate({10: " ", 13: " ", 124: " "}) if one_line else value)
+        lines.append("|".join(values))
     out("".join(f"{line}\n" for line in lines))
     return 0
