@@ -21,13 +21,15 @@ database from R's dumps (the new version may have migrated them on start); pin e
 it ran before R (its recorded registry digest) in a compose override file opsguard writes beside the
 compose file; ``up -d`` with it; wait for health.
 
-Why it is safe: it runs under the guard (rule 3d, ``rollback_guard``): R's verified snapshot authorises it
-while the provider still has it, and no new snapshot is taken (on Hostinger one would destroy R's rollback
-point); if R's snapshot is gone, it is a normal guarded change (``snapshot_guard``). Nothing is deleted
-(the new release is renamed aside); a rollback of a run that never touched a service, of a run a later
-upgrade followed, or of a run already rolled back is refused; preflight checks that the previous tree and
-the dump are there and readable before anything stops. The ledger links the rollback to R, and a
-successful one clears R's "failed" state.
+Why it is safe: it runs under the guard (rule 3d, ``rollback_guard``): with the locks held, R's records must be
+intact (the ledger's hash chain), R not rolled back already and still the host's last change by this machine's
+ledger, the host's change record and its history (a failed rollback of R is retried, not a later change); R's
+verified snapshot authorises it while the provider still has it, and no new snapshot is taken (on Hostinger
+one would destroy R's rollback point); only if the provider says R's snapshot is gone is a new one taken, as
+for any change. Nothing is deleted (the new release is renamed aside); a rollback of a run that never touched a
+service, of a run a later change followed, or of a run already rolled back is refused; preflight checks that
+the previous tree and the dump are there and readable before anything stops. The ledger links the rollback to
+R, and a successful one clears R's "failed" state.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from opsguard.playbooks.common import (
     timestamp_param,
     word_list,
 )
+from opsguard.rollbackrules import chain_problem, later_change, rolled_back_by
 
 KIND: Final = "change"
 NAME = "rollback"
@@ -87,8 +90,10 @@ def rollback_source(ledger: Ledger, host: str, run: str | None = None) -> dict[s
     """Given this machine's ledger, a host and the run to undo (None: the host's last upgrade), return what the
     rollback plan is built from: {run, playbook, outcome, failed_step, snapshot_id, params, facts, started}.
 
-    Raise Refused (exit 3, nothing changed) when there is no such upgrade, a later upgrade came after it, it
-    was already rolled back, it left no record of what a rollback needs, or it changed nothing to undo.
+    Raise Refused (exit 3, nothing changed) when there is no such upgrade, its records in the ledger are not intact
+    (hash chain), a later change came after it, it was already rolled back, it left no record of what a rollback
+    needs, or it changed nothing to undo. The guard checks the same again with the locks held, and the host's
+    records too (``opsguard.rollbackrules``).
     """
     records = ledger.records(host)
     by_run: dict[str, list[dict[str, Any]]] = {}
@@ -103,12 +108,15 @@ def rollback_source(ledger: Ledger, host: str, run: str | None = None) -> dict[s
     if chosen not in upgrades:
         raise Refused(f"host {host}: run {chosen} is not a platform or stack upgrade of it in this machine's ledger "
                       f"(its upgrades: {', '.join(upgrades[-5:])})")
-    later = upgrades[upgrades.index(chosen) + 1 :]
-    if later:
-        raise Refused(f"host {host}: run {later[-1]} upgraded it after run {chosen}: roll that one back first")
+    broken = chain_problem(ledger.path, host, chosen)
+    if broken:
+        raise Refused(f"host {host}: {broken}")
     undone = rolled_back_by(records, chosen)
     if undone:
         raise Refused(f"host {host}: run {chosen} was already rolled back by run {undone}")
+    later = later_change(records, chosen)
+    if later:
+        raise Refused(f"host {host}: {later}")
     own = by_run[chosen]
     facts_records = [record for record in own if record.get("event") == events.RUN_FACTS]
     if not facts_records or not isinstance(facts_records[-1].get("params"), dict):
@@ -135,16 +143,6 @@ def rollback_source(ledger: Ledger, host: str, run: str | None = None) -> dict[s
 
 def _verified(records: list[dict[str, Any]]) -> bool:
     return any(record.get("event") == events.SNAPSHOT_VERIFIED and not record.get("reused_from") for record in records)
-
-
-def rolled_back_by(records: list[dict[str, Any]], run: str) -> str | None:
-    """Given a host's ledger records and a run, return the run that rolled it back successfully, or None."""
-    rollbacks = {record["run_id"] for record in records
-                 if record.get("event") == events.RUN_FACTS and record.get("rolls_back") == run}  # fmt: skip
-    for record in records:
-        if record.get("event") == events.RUN_ENDED and record["run_id"] in rollbacks and record.get("outcome") == events.OK:
-            return str(record["run_id"])
-    return None
 
 
 def nothing_to_undo(source: Mapping[str, Any]) -> str | None:
