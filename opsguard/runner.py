@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opsguard.durations import format_duration
-from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, StepFailed
+from opsguard.errors import ConfigError, OpsguardError, OutcomeUnknown, Refused, StepFailed
 from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, rollback_guard, snapshot_guard
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, paint
@@ -33,6 +33,7 @@ RESULT_FAILED = "failed"
 RESULT_UNKNOWN = "unknown"
 RESULT_SKIPPED = "not run"
 RESULT_COLOURS = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow"}
+ROLLBACK_PLAYBOOK = "rollback"  # its plans run only as the rollback of the run they undo (guard rule 3d)
 
 
 def result_colour(column: int, cell: str) -> str | None:
@@ -122,6 +123,7 @@ class PlanRunner:
         Raise Refused if preflight fails (nothing snapshotted or changed), StepFailed if a change or
         verify step fails (rollback advice printed), OutcomeUnknown if the host stops answering.
         """
+        self._check_rollback_link()
         self.summary.steps = [StepRecord(phase, step.name, step.mutates) for phase, steps in self.plan.phases() for step in steps]
         try:
             with read_only_session(self.host, inventory=self.inventory) as session:
@@ -146,6 +148,18 @@ class PlanRunner:
         return self.summary
 
     # -- phases ---------------------------------------------------------------------------------
+
+    def _check_rollback_link(self) -> None:
+        """Before anything is sent: the rollback playbook runs only as the rollback of the run its plan undoes.
+
+        SAFETY: run like any playbook it would skip guard rule 3d (R's snapshot, R still the host's last change).
+        """
+        undone = self.plan.params.get("rolled_back_run") if self.plan.playbook == ROLLBACK_PLAYBOOK else None
+        if self.rollback_of is None and undone is None:
+            return
+        if self.plan.playbook != ROLLBACK_PLAYBOOK or self.rollback_of != undone:
+            raise ConfigError(f"host {self.host.name}: the rollback playbook runs only through `opsguard rollback "
+                              f"{self.host.name} [--run RUN]`, as the rollback of the run its plan undoes ({undone or 'none'})")
 
     def _guarded(self, session: ReadOnlySession) -> None:
         reporter = SnapshotWaitReporter(self.host.name)

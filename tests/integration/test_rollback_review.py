@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from opsguard.ledger import Ledger
+from opsguard.playbooks.rollback import rollback_source
 from opsguard.sandbox.environment import SANDBOX_HOSTS
 from tests.fixtures.cli_fixtures import run_cli
 from tests.integration.playbook_support import NEW_MIGRATION, PlaybookWorld, contains
@@ -142,3 +143,20 @@ def test_rollback_refuses_when_the_ledger_chain_is_broken_at_the_runs_records(wo
     assert len(world.changes("chat")) == changed_before
     assert len(world.snapshot_posts()) == posts_before
     assert not [record for record in world.ledger("chat", "snapshot-verified") if record.get("reused_from")]
+
+
+def test_run_and_plan_refuse_the_rollback_playbook_before_anything_is_asked(world: PlaybookWorld) -> None:
+    """M1: `run HOST rollback --var rolled_back=JSON` would skip every rule-3d check: only `opsguard rollback` runs it."""
+    failed = failed_upgrade(world, "chat2", RESTART_SAYS_OK)
+    record = json.dumps(rollback_source(Ledger(world.state_dir), "chat2", failed))
+    calls_before, posts_before = len(world.journal("chat")), len(world.snapshot_posts())
+
+    ran = world.cli("run", "chat", "rollback", "--yes", "--var", "rolled_back=" + record)
+    planned = world.cli("plan", "chat2", "rollback", "--var", "rolled_back=" + record)
+
+    assert ran.exit_code == 2, ran.output
+    assert "opsguard rollback chat" in ran.stderr
+    assert planned.exit_code == 2, planned.output
+    assert "--run" in planned.stderr and "rolled_back" in planned.stderr
+    assert len(world.journal("chat")) == calls_before  # no SSH at all: refused before anything is asked
+    assert len(world.snapshot_posts()) == posts_before
