@@ -19,7 +19,8 @@ Zpro (R was a platform_upgrade), in R's advice's order:
 Compose stack (R was a stack_upgrade, and recreated the services): stop the app services; restore every
 database from R's dumps (the new version may have migrated them on start); pin every service to the image
 it ran before R (its recorded registry digest) in a compose override file opsguard writes beside the
-compose file; ``up -d`` with it; wait for health.
+compose file; ``up -d`` with exactly the compose files R's compose read (R recorded them) and the pins on top;
+wait for health.
 
 Why it is safe: it runs under the guard (rule 3d, ``rollback_guard``): with the locks held, R's records must be
 intact (the ledger's hash chain), R not rolled back already and still the host's last change by this machine's
@@ -29,7 +30,8 @@ one would destroy R's rollback point); only if the provider says R's snapshot is
 for any change. Nothing is deleted (the new release is renamed aside); a rollback of a run that never touched a
 service, of a run a later change followed, or of a run already rolled back is refused; preflight checks that
 the previous tree and the dump are there and readable before anything stops. The ledger links the rollback to
-R, and a successful one clears R's "failed" state.
+R, and a successful one clears R's "failed" state. It runs only through `opsguard rollback`: `run` and a
+``--var rolled_back`` are refused.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ from opsguard.playbooks.common import (
     path_param,
     pm2_not_running,
     quote,
-    relative_paths_param,
     timestamp_param,
     word_list,
 )
@@ -354,7 +355,7 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
     run_params = source["params"]
     compose_dir = path_param(run_params, "compose_dir")
     run_backup = f"{path_param(run_params, 'backup_dir')}/{timestamp_param(run_params)}"
-    compose_files = relative_paths_param(run_params, "compose_files")
+    compose_files = _compose_files_used(source)
     every = number_param(run_params, "poll_every", minimum=0.01)
     health_wait = number_param(run_params, "health_wait", minimum=0)
     digests = _digest_pairs(source)
@@ -366,13 +367,16 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
         except ValueError:
             raise ConfigError(f"param rolled_back: run {source['run']} recorded no usable {name} ({value!r})") from None
     in_dir = f"cd {quote(compose_dir)} && "
-    files = " ".join(f"-f {quote(name)}" for name in [*compose_files, COMPOSE_OVERRIDE])
+    # The files R's `docker compose` read (R recorded them), then the pins on top: -f replaces compose's defaults,
+    # so without them an override file or COMPOSE_FILE that R's compose read would be left out.
+    used = " ".join(f"-f {quote(name)}" for name in compose_files)
+    files = f"{used} -f {quote(COMPOSE_OVERRIDE)}"
     override = ["services:", *(line for service, reference in digests for line in (f"  {service}:", f"    image: {reference}"))]
     health = stack.health_steps(run_params, every, health_wait)
     if not health:
         raise ConfigError("the run's n8n_url and typebot_viewer_url are both empty: nothing would prove the stack healthy")
     preflight = (
-        Step(name="compose file valid", command=in_dir + "docker compose config -q", mutates=False, timeout=60),
+        Step(name="compose file valid", command=in_dir + f"docker compose {used} config -q", mutates=False, timeout=60),
         Step(
             name="the run's dumps are there and readable",
             command="\n".join([
@@ -380,7 +384,7 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
                 'echo "expected={{db_services}}"',
                 "for service in {{db_services}}; do",
                 f'  file={quote(run_backup)}/"$service.dump"',
-                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T "$service"')),
+                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', f'docker compose {used} exec -T "$service"')),
                 "done",
             ]),
             mutates=False,
@@ -389,14 +393,15 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
         ),
     )
     change = (
-        Step(name="stop the app services", command=in_dir + "docker compose stop {{app_services}}", mutates=True,
+        Step(name="stop the app services", command=in_dir + f"docker compose {used} stop {{{{app_services}}}}", mutates=True,
              timeout=300, downtime="starts", why="nothing may write to the databases while they are restored"),
         Step(
             name="restore the databases from the run's dumps (pg_restore --clean --if-exists)",
             command="\n".join([
                 f"cd {quote(compose_dir)} || exit 1",
                 "for service in {{db_services}}; do",
-                "  docker compose exec -T \"$service\" sh -c 'pg_restore --clean --if-exists -U \"${POSTGRES_USER:-postgres}\" "
+                f"  docker compose {used} exec -T \"$service\" "
+                "sh -c 'pg_restore --clean --if-exists -U \"${POSTGRES_USER:-postgres}\" "
                 "-d \"${POSTGRES_DB:-${POSTGRES_USER:-postgres}}\"' "
                 f"< {quote(run_backup)}/\"$service.dump\" || exit 1",
                 "done",
@@ -442,6 +447,21 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
     )
 
 
+def _compose_files_used(source: Mapping[str, Any]) -> list[str]:
+    """Given the source, return the compose files R's `docker compose` read; raise ConfigError if none is recorded or one
+    is not a plain path (an empty list would leave only the pins: services without their configuration)."""
+    value = source["facts"].get(stack.COMPOSE_FILES_FACT)
+    names = str(value or "").split()
+    try:
+        word_list(names)
+    except ValueError:
+        names = []
+    if not names:
+        raise ConfigError(f"param rolled_back: run {source['run']} recorded no usable {stack.COMPOSE_FILES_FACT} ({value!r}): "
+                          "follow the rollback advice it printed")
+    return names
+
+
 def _digest_pairs(source: Mapping[str, Any]) -> list[tuple[str, str]]:
     value = source["facts"].get("image_digests")
     pairs = [word.split("=", 1) for word in str(value or "").split() if "=" in word]
@@ -467,7 +487,7 @@ def _example(playbook: str, started: list[str], params: dict[str, Any], facts: d
 _ZPRO_PARAMS = {**zpro.VARS, "package": "/data/update.zip", "package_sha256": "0" * 64, "app_dir": "/data/zpro.io",
                 "backup_dir": "/data/backups", "pm2_log_dir": "/data/pm2-logs", "nginx_sites_dir": "/data/nginx"}
 _ZPRO_FACTS = {"postgres_user": "zpro", "postgres_db": "zpro", "backend_port": "3000", CHANNELS_CONNECTED_FACT: "1,2"}
-_STACK_FACTS = {"services": "db n8n", "db_services": "db", "app_services": "n8n",
+_STACK_FACTS = {"services": "db n8n", "db_services": "db", "app_services": "n8n", stack.COMPOSE_FILES_FACT: "docker-compose.yml",
                 "image_digests": "db=postgres@sha256:" + "1" * 64 + " n8n=n8nio/n8n@sha256:" + "2" * 64}
 
 PLAYBOOK = Playbook(

@@ -8,12 +8,14 @@ host received that is not known read-only)."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,3 +162,29 @@ def test_run_and_plan_refuse_the_rollback_playbook_before_anything_is_asked(worl
     assert "--run" in planned.stderr and "rolled_back" in planned.stderr
     assert len(world.journal("chat")) == calls_before  # no SSH at all: refused before anything is asked
     assert len(world.snapshot_posts()) == posts_before
+
+
+def stack_state(world: PlaybookWorld) -> dict[str, Any]:
+    state: dict[str, Any] = marshal.loads((world.hosts.host("ia").root / "stub-state" / "stack-images").read_bytes())
+    return state
+
+
+def test_rollback_ia_runs_compose_with_the_files_the_upgrade_used(world: PlaybookWorld) -> None:
+    """H2: with docker-compose.override.yml beside the compose file, the upgrade's compose read both; so must the rollback."""
+    stack = Path(world.hosts.host_vars("ia")["compose_dir"])
+    compose = stack / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace("n8nio/n8n:1.64.3", "n8nio/n8n:1.65.0"))
+    (stack / "docker-compose.override.yml").write_text("services:\n  n8n:\n    environment:\n      - N8N_METRICS=true\n")
+    world.hosts.set_stack_images("ia", running={"n8n": "n8nio/n8n:1.64.3"})
+    world.hosts.set_responses("ia", {"rules": [{"prefix": ["curl"], "regex": "5678/healthz", "stdout": "503\n"}]})
+    upgrade = world.cli("upgrade", "ia", "--yes")
+    assert upgrade.exit_code == 1, upgrade.output
+    upgraded_with = stack_state(world)["config_files"]["n8n"].split(",")
+    assert upgraded_with == [str(compose), str(stack / "docker-compose.override.yml")]
+    world.hosts.set_responses("ia", {"rules": []})
+
+    result = world.cli("rollback", "ia", "--yes")
+
+    assert result.exit_code == 0, result.output
+    rolled_back_with = stack_state(world)["config_files"]["n8n"].split(",")
+    assert rolled_back_with == [*upgraded_with, str(stack / "docker-compose.opsguard-rollback.yml")]

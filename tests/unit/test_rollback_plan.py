@@ -109,6 +109,27 @@ def test_rollback_source_refuses_a_host_without_upgrades(tmp_path: Path) -> None
         rollback_source(Ledger(tmp_path), "chat")
 
 
+def stack_plan(facts: dict[str, str]) -> Any:
+    record = source(["pull the app images", "recreate changed services"], "stack_upgrade")
+    record["facts"] = {**record["facts"], **facts}
+    return build_plan("rollback", make_host("ia", ("integrations",)), {"rolled_back": json.dumps(record)})
+
+
+def test_rollback_plan_of_a_stack_upgrade_runs_compose_with_the_files_the_run_read() -> None:
+    plan = stack_plan({"compose_files_used": "docker-compose.yml docker-compose.override.yml"})
+
+    files = "-f docker-compose.yml -f docker-compose.override.yml"
+    (up,) = [step for step in plan.change if "up -d" in step.shell_text()]
+    assert f"docker compose {files} -f docker-compose.opsguard-rollback.yml up -d --remove-orphans" in up.shell_text()
+    assert f"docker compose {files} config -q" in plan.preflight[0].shell_text()
+
+
+@pytest.mark.parametrize("used", ["", "a.yml $(reboot)"])
+def test_rollback_plan_of_a_stack_upgrade_refuses_without_the_files_the_run_read(used: str) -> None:
+    with pytest.raises(ConfigError, match="compose_files_used"):
+        stack_plan({"compose_files_used": used})
+
+
 def later_run(book: Ledger, run: str, command: str, outcome: str = events.OK, **facts: Any) -> None:
     record(book, events.RUN_STARTED, run, command=command)
     record(book, events.SNAPSHOT_VERIFIED, run, receipt={"snapshot_id": f"snap-{run}"})
