@@ -15,7 +15,7 @@ a capability, not a convention).
    must be writable on the host;
 4. ONE create request, poll, verify -> the receipt; the host's record says "in-progress";
 5. yield the ChangeSession; on the way out: the record gets the outcome, the remote lock is released
-   unless a step may still run, the run ends in the ledger.
+   unless a step may still run, the run ends in the ledger, and only then the local lock is released.
 
 Whether anything was changed is DERIVED in one place (``conclude``) from whether a mutating step had
 started: before it, a failure keeps its meaning and says "nothing was changed" (a refusal exits 3);
@@ -64,9 +64,11 @@ from opsguard.hoststate import RecordError, check_record_writable, read_change_r
 from opsguard.inventory import Host, Inventory, inventory_path, load_inventory
 from opsguard.ledger import Ledger, check_free_space, utc_now_text
 from opsguard.locks import Heartbeat, LocalLock, RemoteLock, owner_record
+from opsguard.output import log
 from opsguard.providers import capabilities
 from opsguard.providers.base import Provider
 from opsguard.receipt import SnapshotReceipt
+from opsguard.rollbackrules import check_still_last_change
 from opsguard.session import ChangeSession, ReadOnlySession, SessionCore, _core_of, _session_key
 from opsguard.snapshotwait import ProgressCallback, poll_gap, reuse_snapshot, take_snapshot, wait_for_snapshot
 
@@ -218,10 +220,7 @@ def snapshot_guard(
     target = loaded.host(host) if isinstance(host, str) else host
 
     def new_snapshot(run: _Run) -> SnapshotReceipt:
-        check_overwrite(target, run.ledger, overwrite_snapshot)
-        if run.connection is not None:
-            check_overwrite_on_host(target, read_change_record(run.connection, target.remote_state), overwrite_snapshot)
-        return take_snapshot(target, loaded.settings, run.api, run.ledger, run.run_id, on_progress=on_progress)
+        return _new_snapshot(loaded, target, run, overwrite_snapshot, on_progress)
 
     with _guarded(loaded, target, reason=reason, command=command, ssh=ssh, session=session,
                   overwrite_snapshot=overwrite_snapshot, snapshot=new_snapshot) as change:
@@ -236,36 +235,51 @@ def rollback_guard(
     reason: str,
     inventory: Inventory | str | Path | None = None,
     command: str = "rollback",
+    overwrite_snapshot: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> Iterator[ChangeSession]:
     """Given a host and the run R whose change is undone, yield a ChangeSession authorised by R's verified snapshot.
 
-    Guard rule 3d: while the provider still has R's snapshot (a single-slot provider: it is still the
-    instance's current snapshot and not expired; else: complete and tagged for this host and run R),
-    it is the rollback point of the rollback too, and NO new snapshot is taken (on a single-slot
-    provider a new one would destroy it). Everything else is the guard's as for a change: identity,
-    locks, host record, ledger. Raise SnapshotGone (exit 3, nothing changed) if R's snapshot is gone:
-    then a rollback is a normal guarded change (``snapshot_guard``).
+    Guard rule 3d, checked once both locks are held: R's records in the ledger are intact (hash chain), R was not
+    rolled back already, and R is still the host's last change by this machine's ledger, the host's change
+    record and its history of guarded runs (a failed or unknown rollback of R does not count: this is its
+    retry); else raise Refused (exit 3, nothing changed). Then, while the provider still has R's snapshot (a
+    single-slot provider: it is still the instance's current snapshot and not expired; else: complete and
+    tagged exactly for this host, instance and run R), it is the rollback point of the rollback too, and NO
+    new snapshot is taken (on a single-slot provider a new one would destroy it). Only when the provider
+    says R's snapshot is gone is a new one taken, as for any change (rule 3 applies; ``overwrite_snapshot``).
+    Everything else is the guard's as for a change: identity, locks, host record, ledger.
     """
     loaded = _load(inventory)
     target = loaded.host(host) if isinstance(host, str) else host
 
-    def reused_snapshot(run: _Run) -> SnapshotReceipt:
-        # SAFETY: R's snapshot is the rollback point only while R is the host's LAST change: a later change's
-        # work would be lost by going back to a point before it. Both records must agree.
-        last = run.ledger.last_change(target.name)
-        if last is None or last.run_id != rolled_back_run:
-            raise SnapshotGone(f"host {target.name}: run {rolled_back_run} is not the last change this machine's ledger "
-                               f"records (the last is {last.run_id if last else 'none'})")
-        if run.connection is not None:
-            record = read_change_record(run.connection, target.remote_state)
-            if record is not None and record.get("run_id") != rolled_back_run:
-                raise SnapshotGone(f"host {target.name}: the host records run {record.get('run_id', '?')} as its last "
-                                   f"change, not {rolled_back_run}")
-        return reuse_snapshot(target, run.api, run.ledger, run.run_id, rolled_back_run)
+    def rollback_snapshot(run: _Run) -> SnapshotReceipt:
+        # SAFETY: R's snapshot is the rollback point only while R is the host's LAST change: a later change's work
+        # would be lost by going back to a point before it. Checked here, with both locks held, so a rollback or a
+        # change that ended while this one was prepared (read the ledger, ran its preflight, asked) is seen, and
+        # none can start before this run ends. Not being the last change is a refusal, never a new snapshot.
+        check_still_last_change(target, run.ledger, rolled_back_run, run.connection)
+        try:
+            return reuse_snapshot(target, run.api, run.ledger, run.run_id, rolled_back_run)
+        except SnapshotGone as gone:
+            # Only the provider's answer that R's snapshot is gone lands here: a normal guarded change under the
+            # same locks (its reason, not a "refused" line: the rollback goes on).
+            log(f"{target.name}: {gone.reason}; the rollback runs as a normal guarded change: a new snapshot first")
+            return _new_snapshot(loaded, target, run, overwrite_snapshot, on_progress)
 
     with _guarded(loaded, target, reason=reason, command=command, ssh=True, session=None,
-                  overwrite_snapshot=False, snapshot=reused_snapshot) as change:
+                  overwrite_snapshot=overwrite_snapshot, snapshot=rollback_snapshot) as change:
         yield change
+
+
+def _new_snapshot(loaded: Inventory, target: Host, run: _Run, overwrite_snapshot: bool,
+                  on_progress: ProgressCallback | None) -> SnapshotReceipt:
+    """Given the guard's inventory, host and run, take a new snapshot; raise Refused where it would overwrite a
+    failed change's rollback point (rule 3, by the ledger and the host's record)."""
+    check_overwrite(target, run.ledger, overwrite_snapshot)
+    if run.connection is not None:
+        check_overwrite_on_host(target, read_change_record(run.connection, target.remote_state), overwrite_snapshot)
+    return take_snapshot(target, loaded.settings, run.api, run.ledger, run.run_id, on_progress=on_progress)
 
 
 @dataclass
@@ -306,6 +320,7 @@ def _guarded(
     owner = owner_record(run_id, reason)
     core: SessionCore | None = None
     failure: BaseException | None = None
+    held: list[LocalLock] = []  # the local lock once taken: released only after the run's end is in the ledger
     try:
         ledger.append(events.RUN_STARTED, run_id=run_id, host=target.name, provider=target.provider,
                       instance=instance, reason=reason, command=command, user=owner["user"],
@@ -320,7 +335,7 @@ def _guarded(
             matching = check_identity(target, facts, _seams().resolve or resolve_address)
             local_lock = LocalLock(settings.state_dir, target.name)
             local_lock.acquire(owner)
-            stack.callback(local_lock.release)
+            held.append(local_lock)
             connection: HostConnection | None = None
             remote_lock: RemoteLock | None = None
             if ssh:
@@ -367,7 +382,13 @@ def _guarded(
             raise
         raise concluded from error
     finally:
-        _end_run(ledger, target, run_id, core, failure)
+        try:
+            _end_run(ledger, target, run_id, core, failure)
+        finally:
+            # SAFETY: after the run's end is in the ledger: a run of this machine waiting for the lock (a second
+            # rollback of the same run) must find this one ended, not "unknown", which would let it run again.
+            for lock in held:
+                lock.release()
 
 
 def _record_writable(host: Host, connection: HostConnection) -> bool:

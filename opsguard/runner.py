@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opsguard.durations import format_duration
-from opsguard.errors import OpsguardError, OutcomeUnknown, Refused, SnapshotGone, StepFailed
+from opsguard.errors import ConfigError, OpsguardError, OutcomeUnknown, Refused, StepFailed
 from opsguard.guard import ChangeSession, ReadOnlySession, read_only_session, rollback_guard, snapshot_guard
 from opsguard.inventory import Host, Inventory
 from opsguard.output import HostLinePrinter, log, paint
@@ -33,6 +33,7 @@ RESULT_FAILED = "failed"
 RESULT_UNKNOWN = "unknown"
 RESULT_SKIPPED = "not run"
 RESULT_COLOURS = {RESULT_OK: "green", RESULT_FAILED: "red", RESULT_UNKNOWN: "yellow"}
+ROLLBACK_PLAYBOOK = "rollback"  # its plans run only as the rollback of the run they undo (guard rule 3d)
 
 
 def result_colour(column: int, cell: str) -> str | None:
@@ -107,7 +108,7 @@ class PlanRunner:
         self.stream = stream
         self.confirm = confirm
         self.json_output = json_output
-        # A rollback of run R: under R's snapshot (guard rule 3d) while the provider has it, else a new one.
+        # A rollback of run R: under rollback_guard (guard rule 3d), never under a plain snapshot_guard.
         self.rollback_of = rollback_of
         self.facts: dict[str, str] = {key: str(value) for key, value in plan.params.items() if value is not None}
         self.summary = RunSummary(host=host.name, playbook=plan.playbook)
@@ -122,6 +123,7 @@ class PlanRunner:
         Raise Refused if preflight fails (nothing snapshotted or changed), StepFailed if a change or
         verify step fails (rollback advice printed), OutcomeUnknown if the host stops answering.
         """
+        self._check_rollback_link()
         self.summary.steps = [StepRecord(phase, step.name, step.mutates) for phase, steps in self.plan.phases() for step in steps]
         try:
             with read_only_session(self.host, inventory=self.inventory) as session:
@@ -147,16 +149,22 @@ class PlanRunner:
 
     # -- phases ---------------------------------------------------------------------------------
 
+    def _check_rollback_link(self) -> None:
+        """Before anything is sent: the rollback playbook runs only as the rollback of the run its plan undoes.
+
+        SAFETY: run like any playbook it would skip guard rule 3d (R's snapshot, R still the host's last change).
+        """
+        undone = self.plan.params.get("rolled_back_run") if self.plan.playbook == ROLLBACK_PLAYBOOK else None
+        if self.rollback_of is None and undone is None:
+            return
+        if self.plan.playbook != ROLLBACK_PLAYBOOK or self.rollback_of != undone:
+            raise ConfigError(f"host {self.host.name}: the rollback playbook runs only through `opsguard rollback "
+                              f"{self.host.name} [--run RUN]`, as the rollback of the run its plan undoes ({undone or 'none'})")
+
     def _guarded(self, session: ReadOnlySession) -> None:
         reporter = SnapshotWaitReporter(self.host.name)
         try:
-            try:
-                self._change_under_guard(session, reporter, reuse_snapshot=self.rollback_of is not None)
-            except SnapshotGone as gone:
-                # Raised before anything was sent (the guard derived "nothing changed"): R's snapshot is no
-                # longer at the provider, so the rollback is a normal guarded change, with a new snapshot.
-                log(f"{self.host.name}: {gone}; the rollback runs as a normal guarded change: a new snapshot first")
-                self._change_under_guard(session, reporter, reuse_snapshot=False)
+            self._change_under_guard(session, reporter)
         except OpsguardError as error:
             if self._rollback_printed:
                 # The plan's rollback path (printed) already ends with the provider snapshot: say it once.
@@ -183,17 +191,17 @@ class PlanRunner:
         link = {"rolls_back": self.rollback_of} if self.rollback_of else {}
         change.note(events.RUN_FACTS, playbook=self.plan.playbook, params=dict(self.plan.params), facts=facts, **link)
 
-    def _open_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter,
-                    reuse_snapshot: bool) -> AbstractContextManager[ChangeSession]:
-        if reuse_snapshot and self.rollback_of is not None:
+    def _open_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter) -> AbstractContextManager[ChangeSession]:
+        if self.rollback_of is not None:
+            # Rule 3d is checked inside, with the locks held; a new snapshot only if the provider says R's is gone.
             return rollback_guard(self.host, rolled_back_run=self.rollback_of, reason=self.reason, inventory=self.inventory,
-                                  command=self.plan.playbook)
+                                  command=self.plan.playbook, overwrite_snapshot=self.overwrite_snapshot,
+                                  on_progress=reporter)
         return snapshot_guard(self.host, reason=self.reason, inventory=self.inventory, session=session,
                               overwrite_snapshot=self.overwrite_snapshot, on_progress=reporter, command=self.plan.playbook)
 
-    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter, *,
-                            reuse_snapshot: bool = False) -> None:
-        with self._open_guard(session, reporter, reuse_snapshot) as change:
+    def _change_under_guard(self, session: ReadOnlySession, reporter: SnapshotWaitReporter) -> None:
+        with self._open_guard(session, reporter) as change:
             self.summary.snapshot_id = change.receipt.snapshot_id
             self.summary.run_id = change.run_id
             self.facts["snapshot_id"] = change.receipt.snapshot_id

@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from opsguard import ledger as events
 from opsguard.checks import explain_provider_error
 from opsguard.durations import format_duration
-from opsguard.errors import OpsguardError, ProviderError, ProviderUnreachable, SnapshotGone, SnapshotNotVerified
+from opsguard.errors import (
+    OpsguardError,
+    ProviderError,
+    ProviderUnreachable,
+    Refused,
+    SnapshotGone,
+    SnapshotNotVerified,
+)
 from opsguard.inventory import Host, Settings
 from opsguard.ledger import Ledger
 from opsguard.providers import capabilities
@@ -109,7 +116,7 @@ def take_snapshot(
     it cannot be verified.
     """
     instance = host.require_instance()
-    tag = f"opsguard:{host.name}:{instance}:{run_id}"
+    tag = snapshot_tag(host, run_id)
     try:
         request = provider.create_snapshot(instance, tag)
     except ProviderError as error:
@@ -167,18 +174,21 @@ def take_snapshot(
 
 def reuse_snapshot(host: Host, provider: Provider, ledger: Ledger, run_id: str, rolled_back_run: str) -> SnapshotReceipt:
     """Given the run R a rollback undoes, return a receipt for R's snapshot if the provider still has it; raise
-    SnapshotGone if not (guard rule 3d: the rollback then is a normal guarded change, with a new snapshot).
+    SnapshotGone if the provider says it is gone (guard rule 3d: the rollback then takes a new snapshot), Refused
+    if this machine's ledger has no verified snapshot of R.
 
     Still there means: a single-slot provider (Hostinger) still has it as the instance's current snapshot,
-    not expired; otherwise (Vultr) it exists, is complete, has a size and carries R's opsguard tag.
+    not expired; otherwise (Vultr) it exists, is complete, has a size and its description is exactly the tag
+    opsguard gives R's snapshot, built here from the host, the instance and R (never read from the ledger).
     """
     instance = host.require_instance()
     verified = [record for record in ledger.records(host.name)
-                if record.get("event") == events.SNAPSHOT_VERIFIED and record.get("run_id") == rolled_back_run]
-    if not verified or not isinstance(verified[-1].get("receipt"), dict):
-        raise SnapshotGone(f"host {host.name}: this machine's ledger has no verified snapshot of run {rolled_back_run}")
-    original = verified[-1]["receipt"]
-    snapshot_id = str(original.get("snapshot_id"))
+                if record.get("event") == events.SNAPSHOT_VERIFIED and record.get("run_id") == rolled_back_run
+                and not record.get("reused_from")]  # fmt: skip
+    if not verified or not isinstance(verified[0].get("receipt"), dict) or not verified[0]["receipt"].get("snapshot_id"):
+        raise Refused(f"host {host.name}: this machine's ledger has no verified snapshot of run {rolled_back_run}")
+    snapshot_id = str(verified[0]["receipt"]["snapshot_id"])
+    tag = snapshot_tag(host, rolled_back_run)
     try:
         if capabilities(host.provider).single_snapshot_slot:
             current = provider.current_snapshot(instance)
@@ -193,13 +203,13 @@ def reuse_snapshot(host: Host, provider: Provider, ledger: Ledger, run_id: str, 
             checks: tuple[str, ...] = (f"still the instance's current snapshot (run {rolled_back_run})", "not expired")
         else:
             details = provider.snapshot_details(instance, snapshot_id)
-            tag = str(original.get("tag") or f"opsguard:{host.name}:{instance}:{rolled_back_run}")
-            if details is None or details.status != "complete" or not details.size or tag not in (details.description or ""):
+            # SAFETY: exact, not a substring: "copy of <tag>" or "<tag>-2" is someone else's snapshot.
+            if details is None or details.status != "complete" or not details.size or details.description != tag:
                 state = "gone" if details is None else f"{details.status!r}, size {details.size}, {details.description!r}"
                 raise SnapshotGone(f"host {host.name}: run {rolled_back_run}'s snapshot {snapshot_id} is not a complete "
-                                   f"snapshot tagged for it any more ({state})")
+                                   f"snapshot tagged for it any more ({state}; its tag is {tag!r})")
             created_at, expires_at = details.created_at, None
-            checks = (f"complete, size {details.size}, tagged for run {rolled_back_run}",)
+            checks = (f"complete, size {details.size}, description exactly {tag}",)
     except ProviderError as error:
         raise explain_provider_error(host, "checking the rolled-back run's snapshot", error) from error
     receipt = _issue_receipt(
@@ -207,7 +217,7 @@ def reuse_snapshot(host: Host, provider: Provider, ledger: Ledger, run_id: str, 
         provider=host.provider,
         instance=instance,
         snapshot_id=snapshot_id,
-        tag=str(original.get("tag", "")),
+        tag=tag,
         run_id=run_id,
         requested_at=datetime.now(UTC),
         verified_at=datetime.now(UTC),
@@ -218,3 +228,8 @@ def reuse_snapshot(host: Host, provider: Provider, ledger: Ledger, run_id: str, 
     ledger.append(events.SNAPSHOT_VERIFIED, run_id=run_id, host=host.name, receipt=receipt.to_dict(),
                   reused_from=rolled_back_run)
     return receipt
+
+
+def snapshot_tag(host: Host, run_id: str) -> str:
+    """Given a host and a run, return the tag opsguard gives that run's snapshot (a Vultr snapshot's description)."""
+    return f"opsguard:{host.name}:{host.require_instance()}:{run_id}"

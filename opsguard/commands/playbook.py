@@ -50,6 +50,17 @@ def _build(name: str, host: Host, overrides: dict[str, object]) -> Plan:
     return build_plan(name, host, overrides)
 
 
+ROLLBACK = "rollback"
+ROLLED_BACK = "rolled_back"  # the rollback playbook's record of the run it undoes: only ever read from the ledger
+
+
+def _refuse_rollback_record(overrides: dict[str, object]) -> None:
+    """Given --var overrides, raise UsageError if they set the rollback's record of the run (it comes from the ledger)."""
+    if ROLLED_BACK in overrides:
+        raise click.UsageError(f"--var {ROLLED_BACK}: the run to undo is read from this machine's ledger: name it with "
+                               "--run RUN")
+
+
 def _rollback_overrides(inventory: Inventory, host: Host, run_id: str | None) -> dict[str, object]:
     """Given the inventory, a host and the run to undo (None: its last upgrade), return the rollback playbook's
     ``rolled_back`` option: the ledger's record of that run, as JSON; raise Refused if there is nothing to undo."""
@@ -139,7 +150,8 @@ def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_r
         print_task_plan(target, playbook, as_json)
         return
     overrides = _overrides(variables, package, allow_reboot)
-    if playbook == "rollback":
+    if playbook == ROLLBACK:
+        _refuse_rollback_record(overrides)
         overrides.update(_rollback_overrides(inventory, target, run_id))
     built = _build(playbook, target, overrides)
     if as_json:
@@ -159,6 +171,11 @@ def plan(app: AppContext, host: str, playbook: str, package: str | None, allow_r
 def run(app: AppContext, host: str, playbook: str, package: str | None, allow_reboot: bool, allow_major: bool, yes: bool,
         reason: str | None, overwrite_snapshot: bool, as_json: bool, variables: tuple[str, ...]) -> None:
     """Run PLAYBOOK on HOST: preflight, verified snapshot, change, verification."""
+    if playbook == ROLLBACK:
+        # SAFETY: run like any playbook it would skip guard rule 3d (the run's own snapshot, the run still the host's
+        # last change, the ledger's link to it); refused before anything is read or asked.
+        raise click.UsageError(f"the rollback playbook runs only through `opsguard rollback {host} [--run RUN]`: it reads "
+                               "the run to undo from the ledger and runs under that run's snapshot (guard rule 3d)")
     inventory = app.inventory()
     target = inventory.host(host)
     built = _build(playbook, target, _overrides(variables, package, allow_reboot, allow_major))
@@ -239,8 +256,10 @@ def rollback(app: AppContext, host: str, run_id: str | None, yes: bool, reason: 
     recorded images and dumps. Runs under that run's snapshot while the provider has it (no new snapshot)."""
     inventory = app.inventory()
     target = inventory.host(host)
-    overrides = {**_overrides(variables), **_rollback_overrides(inventory, target, run_id)}
-    built = _build("rollback", target, overrides)
+    given = _overrides(variables)
+    _refuse_rollback_record(given)
+    overrides = {**given, **_rollback_overrides(inventory, target, run_id)}
+    built = _build(ROLLBACK, target, overrides)
     undone = str(built.params["rolled_back_run"])
     _run_plan(inventory, target, built, yes=yes, reason=reason or f"rollback of run {undone} via opsguard",
               overwrite_snapshot=overwrite_snapshot, as_json=as_json, rollback_of=undone)

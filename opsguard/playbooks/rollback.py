@@ -19,15 +19,19 @@ Zpro (R was a platform_upgrade), in R's advice's order:
 Compose stack (R was a stack_upgrade, and recreated the services): stop the app services; restore every
 database from R's dumps (the new version may have migrated them on start); pin every service to the image
 it ran before R (its recorded registry digest) in a compose override file opsguard writes beside the
-compose file; ``up -d`` with it; wait for health.
+compose file; ``up -d`` with exactly the compose files R's compose read (R recorded them) and the pins on top;
+wait for health.
 
-Why it is safe: it runs under the guard (rule 3d, ``rollback_guard``): R's verified snapshot authorises it
-while the provider still has it, and no new snapshot is taken (on Hostinger one would destroy R's rollback
-point); if R's snapshot is gone, it is a normal guarded change (``snapshot_guard``). Nothing is deleted
-(the new release is renamed aside); a rollback of a run that never touched a service, of a run a later
-upgrade followed, or of a run already rolled back is refused; preflight checks that the previous tree and
-the dump are there and readable before anything stops. The ledger links the rollback to R, and a
-successful one clears R's "failed" state.
+Why it is safe: it runs under the guard (rule 3d, ``rollback_guard``): with the locks held, R's records must be
+intact (the ledger's hash chain), R not rolled back already and still the host's last change by this machine's
+ledger, the host's change record and its history (a failed rollback of R is retried, not a later change); R's
+verified snapshot authorises it while the provider still has it, and no new snapshot is taken (on Hostinger
+one would destroy R's rollback point); only if the provider says R's snapshot is gone is a new one taken, as
+for any change. Nothing is deleted (the new release is renamed aside); a rollback of a run that never touched a
+service, of a run a later change followed, or of a run already rolled back is refused; preflight checks that
+the previous tree and the dump are there and readable before anything stops. The ledger links the rollback to
+R, and a successful one clears R's "failed" state. It runs only through `opsguard rollback`: `run` and a
+``--var rolled_back`` are refused.
 """
 
 from __future__ import annotations
@@ -61,10 +65,10 @@ from opsguard.playbooks.common import (
     path_param,
     pm2_not_running,
     quote,
-    relative_paths_param,
     timestamp_param,
     word_list,
 )
+from opsguard.rollbackrules import chain_problem, later_change, rolled_back_by
 
 KIND: Final = "change"
 NAME = "rollback"
@@ -87,8 +91,10 @@ def rollback_source(ledger: Ledger, host: str, run: str | None = None) -> dict[s
     """Given this machine's ledger, a host and the run to undo (None: the host's last upgrade), return what the
     rollback plan is built from: {run, playbook, outcome, failed_step, snapshot_id, params, facts, started}.
 
-    Raise Refused (exit 3, nothing changed) when there is no such upgrade, a later upgrade came after it, it
-    was already rolled back, it left no record of what a rollback needs, or it changed nothing to undo.
+    Raise Refused (exit 3, nothing changed) when there is no such upgrade, its records in the ledger are not intact
+    (hash chain), a later change came after it, it was already rolled back, it left no record of what a rollback
+    needs, or it changed nothing to undo. The guard checks the same again with the locks held, and the host's
+    records too (``opsguard.rollbackrules``).
     """
     records = ledger.records(host)
     by_run: dict[str, list[dict[str, Any]]] = {}
@@ -103,12 +109,15 @@ def rollback_source(ledger: Ledger, host: str, run: str | None = None) -> dict[s
     if chosen not in upgrades:
         raise Refused(f"host {host}: run {chosen} is not a platform or stack upgrade of it in this machine's ledger "
                       f"(its upgrades: {', '.join(upgrades[-5:])})")
-    later = upgrades[upgrades.index(chosen) + 1 :]
-    if later:
-        raise Refused(f"host {host}: run {later[-1]} upgraded it after run {chosen}: roll that one back first")
+    broken = chain_problem(ledger.path, host, chosen)
+    if broken:
+        raise Refused(f"host {host}: {broken}")
     undone = rolled_back_by(records, chosen)
     if undone:
         raise Refused(f"host {host}: run {chosen} was already rolled back by run {undone}")
+    later = later_change(records, chosen)
+    if later:
+        raise Refused(f"host {host}: {later}")
     own = by_run[chosen]
     facts_records = [record for record in own if record.get("event") == events.RUN_FACTS]
     if not facts_records or not isinstance(facts_records[-1].get("params"), dict):
@@ -135,16 +144,6 @@ def rollback_source(ledger: Ledger, host: str, run: str | None = None) -> dict[s
 
 def _verified(records: list[dict[str, Any]]) -> bool:
     return any(record.get("event") == events.SNAPSHOT_VERIFIED and not record.get("reused_from") for record in records)
-
-
-def rolled_back_by(records: list[dict[str, Any]], run: str) -> str | None:
-    """Given a host's ledger records and a run, return the run that rolled it back successfully, or None."""
-    rollbacks = {record["run_id"] for record in records
-                 if record.get("event") == events.RUN_FACTS and record.get("rolls_back") == run}  # fmt: skip
-    for record in records:
-        if record.get("event") == events.RUN_ENDED and record["run_id"] in rollbacks and record.get("outcome") == events.OK:
-            return str(record["run_id"])
-    return None
 
 
 def nothing_to_undo(source: Mapping[str, Any]) -> str | None:
@@ -356,7 +355,7 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
     run_params = source["params"]
     compose_dir = path_param(run_params, "compose_dir")
     run_backup = f"{path_param(run_params, 'backup_dir')}/{timestamp_param(run_params)}"
-    compose_files = relative_paths_param(run_params, "compose_files")
+    compose_files = _compose_files_used(source)
     every = number_param(run_params, "poll_every", minimum=0.01)
     health_wait = number_param(run_params, "health_wait", minimum=0)
     digests = _digest_pairs(source)
@@ -368,13 +367,16 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
         except ValueError:
             raise ConfigError(f"param rolled_back: run {source['run']} recorded no usable {name} ({value!r})") from None
     in_dir = f"cd {quote(compose_dir)} && "
-    files = " ".join(f"-f {quote(name)}" for name in [*compose_files, COMPOSE_OVERRIDE])
+    # The files R's `docker compose` read (R recorded them), then the pins on top: -f replaces compose's defaults,
+    # so without them an override file or COMPOSE_FILE that R's compose read would be left out.
+    used = " ".join(f"-f {quote(name)}" for name in compose_files)
+    files = f"{used} -f {quote(COMPOSE_OVERRIDE)}"
     override = ["services:", *(line for service, reference in digests for line in (f"  {service}:", f"    image: {reference}"))]
     health = stack.health_steps(run_params, every, health_wait)
     if not health:
         raise ConfigError("the run's n8n_url and typebot_viewer_url are both empty: nothing would prove the stack healthy")
     preflight = (
-        Step(name="compose file valid", command=in_dir + "docker compose config -q", mutates=False, timeout=60),
+        Step(name="compose file valid", command=in_dir + f"docker compose {used} config -q", mutates=False, timeout=60),
         Step(
             name="the run's dumps are there and readable",
             command="\n".join([
@@ -382,7 +384,7 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
                 'echo "expected={{db_services}}"',
                 "for service in {{db_services}}; do",
                 f'  file={quote(run_backup)}/"$service.dump"',
-                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T -- "$service"')),
+                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', f'docker compose {used} exec -T -- "$service"')),
                 "done",
             ]),
             mutates=False,
@@ -391,14 +393,15 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
         ),
     )
     change = (
-        Step(name="stop the app services", command=in_dir + "docker compose stop {{app_services}}", mutates=True,
+        Step(name="stop the app services", command=in_dir + f"docker compose {used} stop {{{{app_services}}}}", mutates=True,
              timeout=300, downtime="starts", why="nothing may write to the databases while they are restored"),
         Step(
             name="restore the databases from the run's dumps (pg_restore --clean --if-exists)",
             command="\n".join([
                 f"cd {quote(compose_dir)} || exit 1",
                 "for service in {{db_services}}; do",
-                "  docker compose exec -T \"$service\" sh -c 'pg_restore --clean --if-exists -U \"${POSTGRES_USER:-postgres}\" "
+                f"  docker compose {used} exec -T \"$service\" "
+                "sh -c 'pg_restore --clean --if-exists -U \"${POSTGRES_USER:-postgres}\" "
                 "-d \"${POSTGRES_DB:-${POSTGRES_USER:-postgres}}\"' "
                 f"< {quote(run_backup)}/\"$service.dump\" || exit 1",
                 "done",
@@ -444,6 +447,21 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
     )
 
 
+def _compose_files_used(source: Mapping[str, Any]) -> list[str]:
+    """Given the source, return the compose files R's `docker compose` read; raise ConfigError if none is recorded or one
+    is not a plain path (an empty list would leave only the pins: services without their configuration)."""
+    value = source["facts"].get(stack.COMPOSE_FILES_FACT)
+    names = str(value or "").split()
+    try:
+        word_list(names)
+    except ValueError:
+        names = []
+    if not names:
+        raise ConfigError(f"param rolled_back: run {source['run']} recorded no usable {stack.COMPOSE_FILES_FACT} ({value!r}): "
+                          "follow the rollback advice it printed")
+    return names
+
+
 def _digest_pairs(source: Mapping[str, Any]) -> list[tuple[str, str]]:
     value = source["facts"].get("image_digests")
     pairs = [word.split("=", 1) for word in str(value or "").split() if "=" in word]
@@ -469,7 +487,7 @@ def _example(playbook: str, started: list[str], params: dict[str, Any], facts: d
 _ZPRO_PARAMS = {**zpro.VARS, "package": "/data/update.zip", "package_sha256": "0" * 64, "app_dir": "/data/zpro.io",
                 "backup_dir": "/data/backups", "pm2_log_dir": "/data/pm2-logs", "nginx_sites_dir": "/data/nginx"}
 _ZPRO_FACTS = {"postgres_user": "zpro", "postgres_db": "zpro", "backend_port": "3000", CHANNELS_CONNECTED_FACT: "1,2"}
-_STACK_FACTS = {"services": "db n8n", "db_services": "db", "app_services": "n8n",
+_STACK_FACTS = {"services": "db n8n", "db_services": "db", "app_services": "n8n", stack.COMPOSE_FILES_FACT: "docker-compose.yml",
                 "image_digests": "db=postgres@sha256:" + "1" * 64 + " n8n=n8nio/n8n@sha256:" + "2" * 64}
 
 PLAYBOOK = Playbook(

@@ -68,7 +68,7 @@ VARS: dict[str, Any] = {
     "poll_every": 5.0,
     "pull_timeout": 1800.0,
     "dump_timeout": 3600.0,
-    "compose_files": ["docker-compose.yml"],  # relative to compose_dir: copied off the host; the rollback's -f files
+    "compose_files": ["docker-compose.yml"],  # relative to compose_dir, at least one: copied off the host
     "n8n_service": "n8n",  # the compose service running n8n ("" when the host runs no n8n)
     "n8n_config_path": "/home/node/.n8n/config",  # inside that container: the key n8n generated on first start
     **COPY_VARS,
@@ -78,6 +78,13 @@ OPTIONS: dict[str, Any] = {"allow_major": False}
 # The change steps a rollback looks for in the ledger: once the services were recreated, the new images ran.
 PULL_STEP = "pull the app images"
 RECREATE_STEP = "recreate changed services"
+# The fact naming the compose files `docker compose` reads here with no -f (the upgrade's): the rollback's -f files.
+COMPOSE_FILES_FACT = "compose_files_used"
+# What compose looks for with no -f and no COMPOSE_FILE, in its order of preference (the first found wins, then the
+# first override found beside it).
+DEFAULT_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+DEFAULT_OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
+                          "docker-compose.override.yaml")
 # Apps whose database migrations only go forward: a major version jump needs --allow-major.
 MAJOR_CHECKED = ("n8n", "typebot")
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -125,9 +132,13 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
 
     allow_major = bool(params.get("allow_major"))
     compose_files = relative_paths_param(params, "compose_files")
+    if not compose_files:
+        raise ConfigError("param compose_files: names no compose file (at least the one in compose_dir; they are copied "
+                          "off the host)")
     n8n_service = str(params.get("n8n_service") or "")
     preflight = (
         Step(name="compose file valid", command=in_dir + "docker compose config -q", mutates=False, timeout=60),
+        _compose_files_step(compose_dir),
         Step(
             name="services, and database images pinned",
             # Only top-level keys, service names and image lines leave the host: no environment values.
@@ -296,6 +307,73 @@ _PULLED_VERSIONS = "\n".join(
         "done",
     ]
 )
+
+
+def _compose_files_step(compose_dir: str) -> Step:
+    """The compose files `docker compose` reads here with no -f: recorded, so the rollback's -f names the same ones."""
+    names = " ".join([*DEFAULT_COMPOSE_FILES, *DEFAULT_OVERRIDE_FILES])
+    command = "\n".join([
+        f"cd {quote(compose_dir)} || exit 1",
+        'echo "environment_compose_file=$(printenv COMPOSE_FILE)"',
+        'echo "environment_path_separator=$(printenv COMPOSE_PATH_SEPARATOR)"',
+        # Only the COMPOSE_FILE and COMPOSE_PATH_SEPARATOR lines of .env leave the host: never its other values.
+        "if [ -f .env ]; then grep -E '^[[:space:]]*(export[[:space:]]+)?COMPOSE_(FILE|PATH_SEPARATOR)[[:space:]]*=' .env; fi",
+        f'for name in {names}; do if [ -f "$name" ]; then echo "present $name"; fi; done',
+    ])  # fmt: skip
+    return Step(
+        name="compose files docker compose reads (COMPOSE_FILE, else the default file and its override)",
+        command=command,
+        mutates=False,
+        timeout=30,
+        facts=Facts((COMPOSE_FILES_FACT,), lambda stdout: {COMPOSE_FILES_FACT: word_list(compose_files_in_use(stdout))}),
+        why="the upgrade's compose runs with no -f: a rollback passes -f, which replaces compose's defaults, so it "
+        "must name the same files (an override file or COMPOSE_FILE would otherwise be left out)",
+    )
+
+
+def compose_files_in_use(stdout: str) -> list[str]:
+    """Given the output of the compose files step, return the files `docker compose` reads with no -f, in order:
+    COMPOSE_FILE from the environment, else from .env (split by COMPOSE_PATH_SEPARATOR, default ':'), else the first
+    default file present and the first default override present.
+
+    Raise ValueError when that cannot be told (no compose file, an empty or computed COMPOSE_FILE, an unsafe path).
+    """
+    values: dict[str, str] = {}
+    dotenv: dict[str, str] = {}
+    present: list[str] = []
+    for line in stdout.splitlines():
+        key, separator, value = line.partition("=")
+        if line.startswith("present "):
+            present.append(line[len("present ") :].strip())
+        elif key in ("environment_compose_file", "environment_path_separator") and separator:
+            values[key] = value.strip()
+        elif separator:
+            name = key.strip().removeprefix("export").strip()
+            if name in ("COMPOSE_FILE", "COMPOSE_PATH_SEPARATOR"):
+                dotenv[name] = _dotenv_value(value)
+    # The environment wins over .env, as in compose; printenv prints nothing for a variable that is not set.
+    listed = values.get("environment_compose_file") or dotenv.get("COMPOSE_FILE")
+    if listed is not None:
+        separator = values.get("environment_path_separator") or dotenv.get("COMPOSE_PATH_SEPARATOR") or ":"
+        files = [name.strip() for name in listed.split(separator)]
+        if not listed.strip() or not all(files) or "$" in listed:
+            raise ValueError(f"COMPOSE_FILE {listed!r} does not name the compose files plainly")
+    else:
+        main = [name for name in DEFAULT_COMPOSE_FILES if name in present]
+        if not main:
+            raise ValueError(f"no compose file ({', '.join(DEFAULT_COMPOSE_FILES)}) and no COMPOSE_FILE")
+        files = [main[0], *[name for name in DEFAULT_OVERRIDE_FILES if name in present][:1]]
+    word_list(files)  # each must be one plain shell word: it is passed to `docker compose -f` by the rollback
+    return files
+
+
+def _dotenv_value(text: str) -> str:
+    """Given what follows ``NAME=`` on a .env line, return the value as compose reads it (quotes, a trailing comment)."""
+    value = text.strip()
+    if value[:1] in ("'", '"'):
+        closing = value.find(value[0], 1)
+        return value[1:closing] if closing > 0 else value[1:]
+    return value.split(" #", 1)[0].strip()
 
 
 def _pinned_problem(stdout: str) -> str | None:

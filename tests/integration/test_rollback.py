@@ -114,6 +114,7 @@ def test_rollback_on_vultr_takes_a_new_snapshot_when_the_runs_snapshot_is_gone(w
 
     assert result.exit_code == 0, result.output
     assert "the rollback runs as a normal guarded change: a new snapshot first" in result.stderr
+    assert "refused, nothing was changed" not in result.stderr  # it was not refused: it went on (L4)
     assert len(world.snapshot_posts()) == 2
     undo = rollback_run(world, "chat")
     assert [record["rolls_back"] for record in world.ledger("chat", "run-facts") if record["run_id"] == undo] == [failed]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from opsguard.errors import ConfigError
 from opsguard.plan import Plan
 from opsguard.playbooks import build_plan
 from opsguard.playbooks.common import dumps_problem
@@ -120,3 +121,37 @@ def test_stack_upgrade_without_n8n_keeps_typebot_health(plan: Plan) -> None:
     # No n8n: no n8n health wait, no key check; the one check that names n8n guards Typebot's major version too.
     assert [step.name for step in plan.steps() if "n8n" in step.name] == ["no major version jump in the pulled images (n8n, Typebot)"]
     assert find_step(plan, "wait: Typebot").downtime == "ends"
+
+
+def compose_files_read(plan: Plan, stdout: str) -> str:
+    step = find_step(plan, "compose files docker compose reads")
+    assert step.facts is not None and not step.mutates
+    return step.facts.parse(stdout)["compose_files_used"]
+
+
+def test_stack_upgrade_records_the_default_compose_file_and_its_override(plan: Plan) -> None:
+    """What `docker compose` reads with no -f (the upgrade's up): the first default name, and the override beside it."""
+    stdout = "environment_compose_file=\npresent docker-compose.yml\npresent docker-compose.override.yml\n"
+    assert compose_files_read(plan, stdout) == "docker-compose.yml docker-compose.override.yml"
+    assert compose_files_read(plan, "present docker-compose.yml\npresent compose.yaml\n") == "compose.yaml"
+
+
+def test_stack_upgrade_records_compose_file_from_the_env_file_or_the_environment(plan: Plan) -> None:
+    dotenv = "present docker-compose.yml\nN8N_VERSION=1\nexport COMPOSE_FILE=\"docker-compose.yml:ops/extra.yml\"  \n"
+    assert compose_files_read(plan, dotenv) == "docker-compose.yml ops/extra.yml"
+    separated = "COMPOSE_PATH_SEPARATOR=,\nCOMPOSE_FILE=a.yml,b.yml # the stack\n"
+    assert compose_files_read(plan, separated) == "a.yml b.yml"
+    environment = "environment_compose_file=/srv/main.yml\nCOMPOSE_FILE=a.yml\npresent docker-compose.yml\n"
+    assert compose_files_read(plan, environment) == "/srv/main.yml"
+
+
+@pytest.mark.parametrize("stdout", ["", "present docker-compose.override.yml\n", "COMPOSE_FILE=\n", "COMPOSE_FILE=${OTHER}.yml\n",
+                                    "COMPOSE_FILE=a b.yml\n"])
+def test_stack_upgrade_refuses_when_the_compose_files_read_cannot_be_told(plan: Plan, stdout: str) -> None:
+    with pytest.raises(ValueError):
+        compose_files_read(plan, stdout)
+
+
+def test_stack_upgrade_empty_compose_files_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="compose_files"):
+        build_plan("stack_upgrade", make_host("ia", ("integrations",)), {"ts": TS, "compose_files": []})

@@ -107,3 +107,61 @@ def test_rollback_source_refuses_a_run_without_its_record(tmp_path: Path) -> Non
 def test_rollback_source_refuses_a_host_without_upgrades(tmp_path: Path) -> None:
     with pytest.raises(Refused, match="no platform or stack upgrade"):
         rollback_source(Ledger(tmp_path), "chat")
+
+
+def stack_plan(facts: dict[str, str]) -> Any:
+    record = source(["pull the app images", "recreate changed services"], "stack_upgrade")
+    record["facts"] = {**record["facts"], **facts}
+    return build_plan("rollback", make_host("ia", ("integrations",)), {"rolled_back": json.dumps(record)})
+
+
+def test_rollback_plan_of_a_stack_upgrade_runs_compose_with_the_files_the_run_read() -> None:
+    plan = stack_plan({"compose_files_used": "docker-compose.yml docker-compose.override.yml"})
+
+    files = "-f docker-compose.yml -f docker-compose.override.yml"
+    (up,) = [step for step in plan.change if "up -d" in step.shell_text()]
+    assert f"docker compose {files} -f docker-compose.opsguard-rollback.yml up -d --remove-orphans" in up.shell_text()
+    assert f"docker compose {files} config -q" in plan.preflight[0].shell_text()
+
+
+@pytest.mark.parametrize("used", ["", "a.yml $(reboot)"])
+def test_rollback_plan_of_a_stack_upgrade_refuses_without_the_files_the_run_read(used: str) -> None:
+    with pytest.raises(ConfigError, match="compose_files_used"):
+        stack_plan({"compose_files_used": used})
+
+
+def later_run(book: Ledger, run: str, command: str, outcome: str = events.OK, **facts: Any) -> None:
+    record(book, events.RUN_STARTED, run, command=command)
+    record(book, events.SNAPSHOT_VERIFIED, run, receipt={"snapshot_id": f"snap-{run}"})
+    if facts:
+        record(book, events.RUN_FACTS, run, playbook=command, params={}, facts={}, **facts)
+    record(book, events.STEP, run, phase="started", step="a step")
+    record(book, events.RUN_ENDED, run, outcome=outcome)
+
+
+def test_rollback_source_refuses_a_run_any_later_change_followed(tmp_path: Path) -> None:
+    book = Ledger(tmp_path)
+    upgrade_run(book, RUN, [zpro.STOP_STEP, zpro.MIGRATE_STEP])
+    later_run(book, "20250102T000000Z-cccccc", "update")
+
+    with pytest.raises(Refused, match=f"run 20250102T000000Z-cccccc .*after run {RUN}"):
+        rollback_source(book, "chat")
+
+
+def test_rollback_source_lets_a_failed_rollback_of_the_run_be_retried(tmp_path: Path) -> None:
+    book = Ledger(tmp_path)
+    upgrade_run(book, RUN, [zpro.STOP_STEP, zpro.MIGRATE_STEP])
+    later_run(book, "20250102T000000Z-dddddd", "rollback", events.FAILED, rolls_back=RUN)
+
+    assert rollback_source(book, "chat")["run"] == RUN
+
+
+def test_rollback_source_refuses_when_the_ledger_chain_is_broken(tmp_path: Path) -> None:
+    book = Ledger(tmp_path)
+    upgrade_run(book, RUN, [zpro.STOP_STEP, zpro.MIGRATE_STEP])
+    lines = book.path.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace(f"snap-{RUN}", "console-snapshot")
+    book.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    with pytest.raises(Refused, match="hash chain"):
+        rollback_source(book, "chat")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opsguard import ledger as events
-from opsguard.errors import ConnectionDropped, ReadOnlyViolation, Refused, StepFailed
+from opsguard.errors import ConfigError, ConnectionDropped, ReadOnlyViolation, Refused, StepFailed
 from opsguard.inventory import Inventory
 from opsguard.ledger import Ledger
 from opsguard.plan import Check, Facts, Plan, Poll, Step
@@ -175,3 +175,15 @@ def test_runner_first_mutating_command_reaches_host_after_provider_reported_snap
     assert provider.completed_at is not None
     assert connection.first_sent("pm2 stop zpro-backend") > provider.completed_at
     assert connection.first_sent("df -P /") < provider.completed_at  # the preflight ran before the snapshot
+
+
+def test_runner_refuses_the_rollback_playbook_without_the_run_it_undoes(tmp_path: Path) -> None:
+    """A rollback plan run like any playbook would skip guard rule 3d (R's snapshot, R still the last change)."""
+    inventory = write_inventory(tmp_path)
+    connection, provider = ScriptedConnection(), FakeProvider()
+    plan = sample_plan(playbook="rollback", params={"rolled_back_run": "20250101T000000Z-abcdef"})
+
+    with pytest.raises(ConfigError, match="opsguard rollback chat"):
+        runner(inventory, plan, connection, provider).run()
+
+    assert connection.commands == [] and provider.created == 0

@@ -80,10 +80,11 @@ VERSION_LABEL = "org.opencontainers.image.version"
 
 
 def stack_images(call: Call) -> dict[str, dict[str, str]]:
-    """Return the image state: running {service: reference}, local {reference: version}, registry {reference: version}."""
+    """Return the image state: running {service: reference}, local {reference: version}, registry {reference: version},
+    config_files {service: the compose files its container was created from, comma-separated}."""
     saved = load_state(call, "stack-images", {})
     saved = saved if isinstance(saved, dict) else {}
-    return {key: dict(saved.get(key) or {}) for key in ("running", "local", "registry")}
+    return {key: dict(saved.get(key) or {}) for key in ("running", "local", "registry", "config_files")}
 
 
 def save_stack_images(call: Call, state: dict[str, dict[str, str]]) -> None:
@@ -125,13 +126,15 @@ def container_records(call: Call) -> list[dict[str, Any]]:
     )
     records = []
     overrides = load_state(call, "containers", {})
+    created_from = stack_images(call)["config_files"] if services else {}
     for index, (name, reference) in enumerate(containers(call)):
         labels: dict[str, str] = {}
         if name in services:
             labels = {
                 "com.docker.compose.config-hash": digest("config " + name)[7:], "com.docker.compose.container-number": "1",
                 "com.docker.compose.oneoff": "False", "com.docker.compose.project": project,
-                "com.docker.compose.project.config_files": os.path.join(working_dir, "docker-compose.yml"),
+                "com.docker.compose.project.config_files": created_from.get(services[name],
+                                                                            os.path.join(working_dir, "docker-compose.yml")),
                 "com.docker.compose.project.working_dir": working_dir, "com.docker.compose.service": services[name],
             }  # fmt: skip
         state: dict[str, Any] = {

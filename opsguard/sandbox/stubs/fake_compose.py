@@ -54,7 +54,8 @@ def compose(call: Call, args: list[str]) -> int:
         return 0
     action, rest = args[index], args[index + 1 :]
     services = compose_services(call)
-    overrides = override_images(call, args[:index])
+    files = config_files(call, args[:index])
+    overrides = override_images(files[1:])
     if action == "config":
         return compose_config(call, rest, services)
     if action == "ps":
@@ -66,7 +67,7 @@ def compose(call: Call, args: list[str]) -> int:
     if action == "version":
         out("Docker Compose version v2.29.7\n")
         return 0
-    return compose_change(call, action, rest, services, overrides)
+    return compose_change(call, action, rest, services, overrides, files)
 
 
 def wants_json(rest: list[str]) -> bool:
@@ -146,13 +147,22 @@ def compose_exec(call: Call, rest: list[str], services: list[tuple[str, str]]) -
     return inner_command(call, rest[first + 1 :], call.stdin_bytes, service=rest[first])
 
 
-def override_images(call: Call, global_options: list[str]) -> dict[str, str]:
-    """Given the options before the action, return {service: image} of every -f file after the first (an override)."""
-    files = [value for option, value in zip(global_options, global_options[1:], strict=False)  # noqa: RUF007 - no itertools import
+def config_files(call: Call, global_options: list[str]) -> list[str]:
+    """Given the options before the action, return the absolute paths of the compose files read: the -f files, else
+    (as compose does without -f) docker-compose.yml and docker-compose.override.yml when it is there."""
+    directory = os.path.join(call.root, *COMPOSE_DIR)
+    named = [value for option, value in zip(global_options, global_options[1:], strict=False)  # noqa: RUF007 - no itertools import
              if option in ("-f", "--file")]
+    if named:
+        return [name if os.path.isabs(name) else os.path.join(directory, name) for name in named]
+    default = os.path.join(directory, "docker-compose.override.yml")
+    return [os.path.join(directory, "docker-compose.yml"), *([default] if os.path.isfile(default) else [])]
+
+
+def override_images(paths: list[str]) -> dict[str, str]:
+    """Given the compose files after the first (overrides), return {service: image} of the image lines they hold."""
     images: dict[str, str] = {}
-    for name in files[1:]:
-        path = name if os.path.isabs(name) else os.path.join(call.root, *COMPOSE_DIR, name)
+    for path in paths:
         try:
             with open(path, encoding="utf-8") as source:
                 lines = source.read().splitlines()
@@ -169,11 +179,12 @@ def override_images(call: Call, global_options: list[str]) -> dict[str, str]:
 
 
 def compose_change(call: Call, action: str, rest: list[str], services: list[tuple[str, str]],
-                   overrides: dict[str, str] | None = None) -> int:
+                   overrides: dict[str, str] | None = None, files: list[str] | None = None) -> int:
     """Answer an action on the services named (all when none): pull, up, down, restart, stop, start, create, rm.
 
     pull fetches each selected service's configured image (its ``registry`` version, stack_images); up makes each
-    service run its configured image (or the one an override file names).
+    service run its configured image (or the one an override file names), created from the compose files read
+    (its label com.docker.compose.project.config_files).
     """
     _, chosen = options_and_words(rest, ("-t", "--timeout", "--wait-timeout", "--scale", "--pull"))
     names = [service for service, _ in services]
@@ -194,6 +205,8 @@ def compose_change(call: Call, action: str, rest: list[str], services: list[tupl
     elif action == "up":
         for service, image in selected:
             images["running"][service] = (overrides or {}).get(service, image)
+            if files:
+                images["config_files"][service] = ",".join(files)
         save_stack_images(call, images)
         err("".join(f" Container {PROJECT}-{service}-1  Running\n" for service, _ in selected))
     elif action in VERBS:
