@@ -37,7 +37,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -72,7 +71,6 @@ _SLACK = 16 * 1024 * 1024  # the ledger (in the same state dir) and the locks ne
 _ROOM_EVERY_BYTES = 8 * 1024 * 1024  # free space is measured again this often during a copy (other runs write too)
 SUM_KEY_FILE = "copies-sum.key"  # in the state dir: the key of the sums the ledger records (see the SAFETY above)
 _SUM_KEY_BYTES = 32
-RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # how opsguard names a run (opsguard/guard.py new_run_id)
 
 
 class CopyFailed(StepFailed):
@@ -506,7 +504,7 @@ def host_copy_runs(state_dir: Path, host: str) -> list[str]:
     directory = Path(state_dir) / COPIES_DIR / host
     if not directory.is_dir():
         return []
-    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and RUN_ID.fullmatch(entry.name))
+    return sorted(entry.name for entry in directory.iterdir() if entry.is_dir() and events.RUN_ID.fullmatch(entry.name))
 
 
 def unsettled_runs(state_dir: Path, host: str) -> set[str]:

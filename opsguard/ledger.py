@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,9 @@ from opsguard.redact import redact_data
 LEDGER_FILE = "ledger.jsonl"
 PREV_HASH = "prev_hash"  # the sha256 of the previous line, on every record written since the chain exists
 _TAIL_BLOCK = 65536
+
+# How a run is named (opsguard.guard.new_run_id: UTC time, then 6 hex digits): what copies dirs and rollbacks accept.
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 
 # Event names, in the order a run writes them.
 RUN_STARTED = "run-started"

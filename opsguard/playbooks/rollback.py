@@ -80,7 +80,6 @@ VARS: dict[str, Any] = {
 }
 OPTIONS: dict[str, Any] = {"rolled_back": None}
 REQUIRED: dict[str, str] = {"rolled_back": "the run to undo: use `opsguard rollback HOST [--run RUN]` (it reads the run from the ledger)"}
-_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 _SHELL_WORD = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -185,7 +184,7 @@ def _parse_source(text: Any) -> dict[str, Any]:
         raise ConfigError("param rolled_back: not the JSON record of a run") from None
     if not isinstance(source, dict):
         raise ConfigError("param rolled_back: not the JSON record of a run")
-    if not isinstance(source.get("run"), str) or not _RUN_ID.fullmatch(source["run"]):
+    if not isinstance(source.get("run"), str) or not events.RUN_ID.fullmatch(source["run"]):
         raise ConfigError(f"param rolled_back: run {source.get('run')!r} is not a run id")
     if source.get("playbook") not in UPGRADES:
         raise ConfigError(f"param rolled_back: run {source['run']} was a {source.get('playbook')!r}, not one of {', '.join(UPGRADES)}")

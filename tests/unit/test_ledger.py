@@ -102,3 +102,12 @@ def test_ledger_last_change_cleared_by_successful_restore(tmp_path: Path) -> Non
     ledger.append(events.RUN_STARTED, run_id="r3", host="chat2", command="restore")
     ledger.append(events.RUN_ENDED, run_id="r3", host="chat2", outcome="ok")
     assert ledger.last_change("chat2") is None
+
+
+def test_ledger_run_id_pattern_matches_the_ids_the_guard_makes() -> None:
+    """Copies dirs and rollbacks accept only names of this form: it must be the form new_run_id makes."""
+    from opsguard.guard import new_run_id
+    from opsguard.ledger import RUN_ID
+
+    assert all(RUN_ID.fullmatch(new_run_id()) for _ in range(20))
+    assert not RUN_ID.fullmatch("0-KEEP-forever-hand-made")
