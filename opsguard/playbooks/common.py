@@ -389,6 +389,20 @@ def dump_verification_lines(label: str, dump_file: str, restore_in: str) -> list
     ]
 
 
+def service_dumps_command(compose_dir: str, run_backup: str, compose: str) -> str:
+    """Given the compose dir, the run's backup dir and the compose command (with its -f files), return the
+    read-only text that prints ``expected=SERVICES`` then ``dump SERVICE SIZE ENTRIES`` for each database
+    service's dump (judged by dumps_problem)."""
+    return "\n".join([
+        f"cd {quote(compose_dir)} || exit 1",
+        'echo "expected={{db_services}}"',
+        "for service in {{db_services}}; do",
+        f'  file={quote(run_backup)}/"$service.dump"',
+        *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', f'{compose} exec -T -- "$service"')),
+        "done",
+    ])  # fmt: skip
+
+
 def dumps_problem(stdout: str, expected: list[str] | None = None) -> str | None:
     """Given dump verification output (``expected=LABELS`` unless ``expected`` is given, then ``dump LABEL SIZE
     ENTRIES`` lines), return None if every expected dump is non-empty and pg_restore lists entries in it, else why not.

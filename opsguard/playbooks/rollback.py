@@ -56,7 +56,6 @@ from opsguard.playbooks.common import (
     CHANNELS_CONNECTED_FACT,
     PM2_JLIST,
     channels_back_step,
-    dump_verification_lines,
     dumps_problem,
     guarded,
     http_status_check,
@@ -65,6 +64,7 @@ from opsguard.playbooks.common import (
     path_param,
     pm2_not_running,
     quote,
+    service_dumps_command,
     timestamp_param,
     word_list,
 )
@@ -378,14 +378,7 @@ def _stack_plan(host: Host, params: Mapping[str, Any], source: dict[str, Any]) -
         Step(name="compose file valid", command=in_dir + f"docker compose {used} config -q", mutates=False, timeout=60),
         Step(
             name="the run's dumps are there and readable",
-            command="\n".join([
-                f"cd {quote(compose_dir)} || exit 1",
-                'echo "expected={{db_services}}"',
-                "for service in {{db_services}}; do",
-                f'  file={quote(run_backup)}/"$service.dump"',
-                *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', f'docker compose {used} exec -T -- "$service"')),
-                "done",
-            ]),
+            command=service_dumps_command(compose_dir, run_backup, f"docker compose {used}"),
             mutates=False,
             timeout=600,
             check=Check("every database dump of the run non-empty and listed by pg_restore -l", guarded(dumps_problem)),

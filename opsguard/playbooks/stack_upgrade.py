@@ -40,7 +40,6 @@ from opsguard.playbooks.common import (
     copies_size_step,
     disk_step,
     du_bytes_line,
-    dump_verification_lines,
     dumps_problem,
     guarded,
     http_status_check,
@@ -50,6 +49,7 @@ from opsguard.playbooks.common import (
     paths_param,
     quote,
     relative_paths_param,
+    service_dumps_command,
     text_param,
     timestamp_param,
     word_list,
@@ -196,16 +196,7 @@ def plan(host: Host, params: Mapping[str, Any]) -> Plan:
         ),
         Step(
             name="verify the dumps (gates the pull)",
-            command="\n".join(
-                [
-                    f"cd {quote(compose_dir)} || exit 1",
-                    'echo "expected={{db_services}}"',
-                    "for service in {{db_services}}; do",
-                    f'  file={quote(run_backup)}/"$service.dump"',
-                    *(f"  {line}" for line in dump_verification_lines('"$service"', '"$file"', 'docker compose exec -T -- "$service"')),
-                    "done",
-                ]
-            ),
+            command=service_dumps_command(compose_dir, run_backup, "docker compose"),
             mutates=False,
             timeout=600,
             check=Check("every database dump non-empty and listed by pg_restore -l", guarded(dumps_problem)),
