@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from opsguard.playbooks.common import PM2_JLIST
-from opsguard.readonly import PM2_NOT_RUNNING
+from opsguard.readonly import PM2_NOT_RUNNING, as_user
 
 if TYPE_CHECKING:
     from opsguard.inventory import Host, Inventory
@@ -112,7 +112,7 @@ CLOCK = "date +%s; date +%z; readlink /etc/localtime 2>/dev/null || cat /etc/tim
 
 def pm2_probe(deploy_user: str) -> str:
     """Given the deploy user, return the probe listing its pm2 processes (only when its daemon runs)."""
-    return f"sudo -n -iu {quote(deploy_user)} -- bash -c {quote(PM2_JLIST)}"  # bash: the grammar readonly checks
+    return as_user(deploy_user, PM2_JLIST)  # sudo as every step runs it: the text reaches bash as written
 
 
 def containers_probe() -> str:

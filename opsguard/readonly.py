@@ -35,7 +35,12 @@ read-only. Some things need more than a word list:
   aside) or a special file whose reading changes it (``/proc/kmsg``, a ``trace_pipe``,
   ``/proc/PID/fd/N``, ``/run/initctl``), however it is written.
 - awk programs have no regex literal, backslash, newline, ``@`` or comment (then their strings read
-  as awk reads them); sed addresses are a number, ``$`` or a ``/literal/`` without a backslash.
+  as awk reads them) and never set ``ARGV``/``ARGC``; sed addresses are a number, ``$`` or a
+  ``/literal/`` without a backslash.
+- sudo only as ``as_user`` sends it (``-n -H -u USER``): never ``-i``, which escapes the command and has
+  a login shell parse it again (a quoted ``'$1-o/x'`` becomes an option). No array assignments
+  (``x=(...)``: bash evaluates their subscripts as arithmetic). grep/zcat ``-r`` walk only literal
+  absolute trees outside /proc, /sys, /dev and /run; journalctl ``-n`` only with a number.
 
 Every rule is an allow-list of exact options: an option it does not list (or an abbreviation of one,
 which GNU tools accept), or an argument whose value the shell computes (``$x``, a glob, a brace
@@ -69,6 +74,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -87,6 +93,17 @@ PM2_LISTING = f"if {PM2_DAEMON_RUNNING}; then pm2 jlist; else echo {PM2_NOT_RUNN
 _PM2_LISTING_MARK = "opsguard_pm2_listing_after_daemon_check"
 # PostgreSQL refuses every write in a session started with this (the server enforces it, not us).
 READ_ONLY_PGOPTIONS = "-c default_transaction_read_only=on"
+
+
+def as_user(user: str, text: str) -> str:
+    """Given a user name and shell text, return the text that runs it as that user through sudo, exactly as written.
+
+    SAFETY: never `sudo -i`: with -i sudo escapes every character but letters, digits, '_', '-' and '$' and has
+    a login shell parse the line again, so a '$NAME' inside quotes is expanded once more (a quoted '$1-o/FILE'
+    became `-o/FILE`; found by a review). -H sets HOME, `bash --login` reads the user's profile as -i did, and
+    `cd` starts in the user's home as -i did; -n never waits for a password.
+    """
+    return f"sudo -n -H -u {shlex.quote(user)} -- bash --login -c {shlex.quote('cd 2>/dev/null' + chr(10) + text)}"
 
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]*")  # lower-case shell variables only: no PS4, BASH_ENV, LD_*, PATH...
@@ -371,7 +388,7 @@ def _awk_program_problem(program: str) -> str | None:
     code = _AWK_STRING.sub(" 0 ", program)  # each string becomes a plain operand
     if '"' in code or "#" in code:
         return "an awk program with an unterminated string or a comment"
-    if re.search(r"\b(system|getline|close|fflush)\b|\|&|\bENVIRON\b", code):
+    if re.search(r"\b(system|getline|close|fflush|ARGV|ARGC)\b|\|&|\bENVIRON\b", code):
         return "the awk program runs a command or reads or writes another file"
     if any(re.search(r"[>|]", statement) for statement in _AWK_STATEMENT.findall(code)):
         return "the awk program prints into a file or a command"
@@ -458,12 +475,15 @@ def _sudo(args: list[Word], context: _Context) -> str | None:
             break
         if not value.startswith("-"):
             break
-        if value in ("-n", "-i", "-H"):
+        if value in ("-n", "-H"):
             index += 1
-        elif value in ("-u", "-iu", "-niu", "-inu", "-nu"):
+        elif value in ("-u", "-nu", "-Hu", "-nHu", "-Hnu"):
             if index + 1 >= len(values) or values[index + 1] is None or not re.fullmatch(r"[a-z_][a-z0-9_-]*", str(values[index + 1])):
                 return "sudo -u needs a plain user name"
             index += 2
+        elif ("i" in value[1:] and not value.startswith("--")) or value == "--login":
+            # sudo -i escapes the command and has a login shell parse it again: '$X' inside quotes is expanded.
+            return "sudo -i (it parses the command line a second time; use -H -u USER -- bash --login -c)"
         else:
             return f"sudo option {value} is not known to be read-only"
     rest = args[index:]
@@ -472,6 +492,8 @@ def _sudo(args: list[Word], context: _Context) -> str | None:
 
 
 def _shell(args: list[Word], context: _Context) -> str | None:
+    if args and args[0].literal in ("--login", "-l"):
+        args = args[1:]  # a login shell reads the user's profile first (the host's own configuration, trusted)
     if len(args) < 2 or args[0].literal != "-c":
         return "a shell running anything but -c SCRIPT"
     if args[1].literal is None:
@@ -781,7 +803,11 @@ _RULES: dict[str, Rule] = {
                           "--wait", "--full", "-l"}, {"--state", "-p", "--property", "--type", "-t"},
                          check=_systemctl_check),
     "journalctl": _strict({"--list-boots", "--no-pager", "-q", "--utc", "-k", "-r", "--reverse", "-b"},
-                          {"-u", "--unit", "--since", "--until", "-n", "--lines", "-o", "--output", "-t", "-p"}, operands=0),
+                          {"-u", "--unit", "--since", "--until", "-n", "--lines", "-o", "--output", "-t", "-p"}, operands=0,
+                          # journalctl takes -n's value only when it is a number: `-n --vacuum-size=1` vacuums.
+                          check=lambda options, operands: None if all(str(value).isdigit() for name, value in options
+                                                                     if name in ("-n", "--lines"))
+                          else "journalctl -n/--lines without a number (the next word would be an option)"),
     "dpkg": _strict({"--audit", "-l", "--list", "-s", "--status", "-L", "--listfiles", "--print-architecture",
                      "--get-selections"}),
     "apt-get": _strict({"-s", "--simulate", "--dry-run", "--just-print", "--no-act", "-q", "-qq"}, {"-o"},
@@ -811,7 +837,9 @@ _RULES: dict[str, Rule] = {
     "ufw": _strict({"verbose", "numbered"}, check=lambda options, operands: None if operands[:1] == ["status"] and
                    set(operands[1:]) <= {"verbose", "numbered"} else "ufw that changes the firewall"),
     "iptables": _strict({"-L", "-S", "--list", "--list-rules", "-n", "-v", "--numeric", "--line-numbers", "-x"}, {"-t"},
-                        clusters="LSnvx", operands=1),
+                        clusters="LSnvx", operands=1,
+                        check=lambda options, operands: None if all(value == "filter" for name, value in options if name == "-t")
+                        else "iptables -t other than filter (listing nat, mangle or raw loads their kernel modules)"),
     "nginx": _strict({"-v", "-V"}, operands=0),
     "node": _strict({"--version", "-v"}, operands=0),
     "npm": _strict({"--version", "-v"}, operands=0),
@@ -862,6 +890,59 @@ def _bookkeeping(name: str, args: list[Word], context: _Context) -> str | None:
     return f"{name} outside opsguard's own directories"
 
 
+# How a reader may walk a tree or open devices. grep -r walks a tree without following symlinks: allowed
+# only over literal absolute trees outside /proc, /sys, /dev and /run (grep -r /proc reads /proc/kmsg, and
+# consumes it); -R and --dereference-recursive follow symlinks (into devices and FIFOs), -d/-D choose how
+# directories and devices are opened: refused. Letters after a valued letter are its value.
+# name -> (recursive letter, refused letters, valued letters, letters that give the pattern, refused long options)
+_RECURSION = {"grep": ("r", "RdD", "efmABC", "ef", ("--dereference-recursive", "--directories", "--devices")),
+              "zcat": ("r", "", "S", "", ())}  # fmt: skip
+_RECURSION["egrep"] = _RECURSION["fgrep"] = _RECURSION["grep"]
+_NO_WALK = ("/proc", "/sys", "/dev", "/run")
+
+
+def _reader_recursion_problem(name: str, args: list[Word]) -> str | None:
+    """Given a reader's name and arguments, return why an option makes it walk a tree it must not or open devices."""
+    if name not in _RECURSION:
+        return None
+    recursive_letter, refused, valued, pattern_letters, long_names = _RECURSION[name]
+    recursive, pattern_given, skip, operands = False, name not in ("grep", "egrep", "fgrep"), False, []
+    for index, arg in enumerate(args):
+        value = arg.literal
+        if skip:
+            skip = False
+            continue
+        if value == "--":
+            operands += [word.literal for word in args[index + 1:]]
+            break
+        if value is None or not value.startswith("-") or value == "-":
+            operands.append(value)
+            continue
+        if value.startswith("--"):
+            if any(value == long or value.startswith(long + "=") for long in long_names):
+                return f"{value}: {name} would follow links or open devices"
+            recursive = recursive or value == "--recursive"
+            pattern_given = pattern_given or value.startswith(("--regexp", "--file"))
+            skip = value in ("--regexp", "--file")
+            continue
+        for position, letter in enumerate(value[1:], start=1):
+            if letter in refused:
+                return f"-{letter}: {name} would follow links or open devices"
+            recursive = recursive or letter == recursive_letter
+            if letter in valued:
+                pattern_given = pattern_given or letter in pattern_letters
+                skip = position == len(value) - 1  # the value is the next word
+                break
+    if not recursive:
+        return None
+    trees = operands if pattern_given else operands[1:]
+    for tree in trees:
+        path = posixpath.normpath(tree) if tree is not None else ""
+        if not path.startswith("/") or path == "/" or any(path == top or path.startswith(top + "/") for top in _NO_WALK):
+            return f"{name} -r over {tree or 'a computed path'!r} (only literal absolute trees outside /proc, /sys, /dev, /run)"
+    return None if trees else f"{name} -r with no tree (it would walk the working directory)"
+
+
 def _check_words(words: list[Word], context: _Context) -> str | None:
     """Given a command's words (name first), return None if it is read-only, else why not."""
     for word in words:
@@ -887,7 +968,8 @@ def _check_words(words: list[Word], context: _Context) -> str | None:
             return f"{_show(words)}: only set -e, -u and -o pipefail are read-only"
         return None
     if name in _READERS:
-        return None
+        problem = _reader_recursion_problem(name, args)
+        return f"{_show(words)}: {problem}" if problem else None
     rule = _RULES.get(name)
     if rule is not None:
         problem = rule(args, context)
@@ -909,14 +991,20 @@ def _show(words: list[Word]) -> str:
 # a tracing trace_pipe consumes what others would read, /proc/PID/fd/N reopens another process's pipe or
 # device, /run/initctl is init's FIFO. A literal path there is refused (/dev/null aside); a computed one
 # (a variable, a glob) cannot be known: a documented limit, like any other FIFO.
-_SPECIAL_FILE_PARTS = frozenset({"kmsg", "trace_pipe", "initctl", "fd"})
+_SPECIAL_FILE_PARTS = frozenset({"kmsg", "trace_pipe", "trace_pipe_raw", "initctl", "fd"})
+# In text with blanks: /dev/ (but /dev/null), gawk's /inet special files, and the names above.
+_SPECIAL_IN_TEXT = re.compile(r"/dev/(?!null(?![\w/.-]))|/inet[46]?/|\bkmsg\b|\btrace_pipe|\binitctl\b|/fd(?:/|\b)")
 
 
 def _special_file_problem(value: str) -> str | None:
     """Given a literal word, return why a path in it may name a device or a special file, else None."""
+    if any(blank in value for blank in " \t\n") and _SPECIAL_IN_TEXT.search(value):
+        # Text (a TZ="..." date, a script): a special path anywhere in it, as a program may open what it names.
+        return f"{value[:40]!r} names a device or a special file whose reading changes it"
     candidates = [value, value.lstrip("@")]
-    if value.startswith("-") and not value.startswith("--") and value[2:3] == "/":
-        candidates.append(value[2:])  # -f/dev/x
+    if value.startswith("-") and not value.startswith("--") and len(value) > 2 and (
+            "/" in value[2:] or value[2:] in _SPECIAL_FILE_PARTS):
+        candidates.append(value[2:])  # -f/dev/x, -fdev/x, -fkmsg (an attached value); not find's -xdev
     if "=" in value:
         candidates.append(value.split("=", 1)[1])  # --file=/dev/x, x=/dev/x
     for candidate in candidates:
@@ -927,7 +1015,9 @@ def _special_file_problem(value: str) -> str | None:
         if path == "/dev/null":
             continue
         if path.startswith("/"):
-            if parts[1] == "dev" or _SPECIAL_FILE_PARTS & set(parts):
+            # /inet, /inet4, /inet6: gawk opens a network socket for such a "file".
+            if parts[1] in ("dev", "inet", "inet4", "inet6") or _SPECIAL_FILE_PARTS & set(parts) or \
+                    any(part.startswith("trace_pipe") for part in parts):
                 return f"{value!r} may name a device or a special file whose reading changes it"
         elif "://" in candidate or any(blank in candidate for blank in " \t\n"):
             continue  # a URL, or text (a script, a query, a pattern with spaces), not a relative path

@@ -376,6 +376,10 @@ def simple_commands(text: str) -> list[SimpleCommand]:
                 continue
             if operator == "(" and current.words:
                 raise ShellSyntaxUnknown("a function definition")
+            if operator == "(" and current.assignments and not current.words:
+                # SAFETY: x=(... [k]=v) is an array: bash evaluates each [k] as arithmetic, which runs a $(...)
+                # found in a variable's value (found by a review); it is not a subshell after an assignment.
+                raise ShellSyntaxUnknown("an array assignment")
             _finish(current, commands)
             current = SimpleCommand()
             continue

@@ -51,6 +51,7 @@ from opsguard.errors import (
     StepTimeout,
 )
 from opsguard.inventory import Host, Settings
+from opsguard.readonly import as_user
 
 # paramiko logs connection resets from its transport thread; without a handler Python's
 # last-resort handler would print them to stderr. We report through exceptions instead.
@@ -91,9 +92,9 @@ def render_command(
 ) -> str:
     """Given a shell command, an optional user to run it as and environment variables, return the text sent to the host.
 
-    ``env`` becomes ``export K=V ...;`` in front of the command (inside the sudo, since ``sudo -i``
-    resets the environment); ``sudo_user`` wraps it as ``sudo -n -iu USER -- bash -c 'COMMAND'``
-    (``-n``: never wait for a password prompt). With ``pid_file`` the session's shell first writes
+    ``env`` becomes ``export K=V ...;`` in front of the command (inside the sudo, since sudo
+    resets the environment); ``sudo_user`` wraps it as readonly.as_user does
+    (``sudo -n -H -u USER -- bash --login -c``: the text reaches bash exactly as written, never ``sudo -i``). With ``pid_file`` the session's shell first writes
     its pid there and removes it on exit: sshd makes that shell a process-group leader, so the pid
     names the whole command's process group, which the guard can find and stop (SAFETY: a step
     that timed out may still run; its lock is kept until that group is gone).
@@ -109,7 +110,7 @@ def render_command(
         text = f"export {' '.join(assignments)}; {text}"
     if sudo_user:
         # bash, not sh: the read-only vocabulary judges text by bash's grammar (sh is dash on Debian/Ubuntu).
-        text = f"sudo -n -iu {shlex.quote(sudo_user)} -- bash -c {shlex.quote(text)}"
+        text = as_user(sudo_user, text)
     if pid_file:
         text = pid_file_prefix(pid_file) + text
     return text

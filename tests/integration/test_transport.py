@@ -149,7 +149,7 @@ def test_connection_run_renders_sudo_user_and_stub_records_target_user(
     ]
     assert json.loads(as_root.stdout) == []  # like the real hosts: root's pm2 list is empty
     records = fresh_hosts.journal("chat")
-    assert records[0]["argv"] == ["sudo", "-n", "-iu", "deployzdg", "--", "bash", "-c", "pm2 jlist"]
+    assert records[0]["argv"] == ["sudo", "-n", "-H", "-u", "deployzdg", "--", "bash", "--login", "-c", "cd 2>/dev/null\npm2 jlist"]
     assert (records[1]["argv"], records[1]["user"]) == (["pm2", "jlist"], "deployzdg")
     assert (records[2]["argv"], records[2]["user"]) == (["pm2", "jlist"], fresh_hosts.user)
 
@@ -580,12 +580,24 @@ def test_sandbox_inventory_text_loads_and_points_vars_into_host_roots(
     assert (fresh_hosts.host("ia").path("opt", "stack", "docker-compose.yml")).is_file()
 
 
+def test_connection_run_as_sudo_user_sends_text_with_dollar_words_unchanged(chat: Connection, fresh_hosts: SandboxHosts) -> None:
+    """`sudo -i` escapes all but letters, digits, _ - $ and has a login shell parse the line again, so a quoted
+    '$1-o/FILE' became an option (third review). The text a step sends must reach bash exactly as written."""
+    target = fresh_hosts.host("chat").root / "tmp" / "written-by-sort"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    chat.run(f"sort '$1-o{target}' /etc/hostname", timeout=10, sudo_user="deployzdg")
+    assert not target.exists()
+    echoed = chat.run("printf '%s|' \"$1\" '$HOME' 'a;b'", timeout=10, sudo_user="deployzdg")
+    assert echoed.stdout == "|$HOME|a;b|"
+
+
 # -- rendering (no network) --------------------------------------------------------------------------
 
 
 def test_render_command_wraps_sudo_user_around_env_and_command() -> None:
     text = render_command("apt-get -y upgrade", sudo_user="deployzdg", env={"DEBIAN_FRONTEND": "noninteractive"})
-    assert text == "sudo -n -iu deployzdg -- bash -c 'export DEBIAN_FRONTEND=noninteractive; apt-get -y upgrade'"
+    assert text == ("sudo -n -H -u deployzdg -- bash --login -c 'cd 2>/dev/null\n"
+                    "export DEBIAN_FRONTEND=noninteractive; apt-get -y upgrade'")
 
 
 def test_render_command_rejects_invalid_env_name() -> None:

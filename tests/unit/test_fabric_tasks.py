@@ -146,7 +146,7 @@ def test_fabric_sudo_runs_the_whole_text_as_the_user_without_a_prompt(change: An
     assert [(sent["command"], sent["sudo_user"]) for sent in host.sent] == [
         ("cd /etc/nginx && nginx -s reload", "root"), ("pm2 restart all", "deployzdg")]
     assert host.sent[1]["env"] == {"NODE_ENV": "production"}
-    assert as_root.command == "sudo -n -iu root -- bash -c 'cd /etc/nginx && nginx -s reload'"
+    assert as_root.command == "sudo -n -H -u root -- bash --login -c 'cd 2>/dev/null\ncd /etc/nginx && nginx -s reload'"
     assert as_deploy.env == {"NODE_ENV": "production"}
 
 

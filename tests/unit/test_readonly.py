@@ -30,6 +30,13 @@ READ_ONLY = [
     "x=$(cat /proc/uptime); echo \"$x\"",
     "cat <<'EOF'\n$(rm -rf /)\nEOF\n",
     "grep -E '^(PORT|DB_PORT)=' /home/deployzdg/zpro.io/backend/.env",
+    # What the third review's fixes must still accept: grep -r over a literal tree outside /proc, /sys, /dev,
+    # /run; journalctl -n with a number; find's -xdev; sudo as opsguard sends it.
+    "grep -rs 'APT::Periodic::' /etc/apt/apt.conf.d",
+    "journalctl -n 50 --no-pager -u nginx",
+    "find /srv -xdev -type f -name '*.log'",
+    "iptables -t filter -L -n",
+    "sudo -n -H -u deployzdg -- bash --login -c 'cd 2>/dev/null\ncat /etc/hostname'",
     "awk '$2 ~ \"^(apt|dpkg)$\" { printf \"%s \", $1 }'",
     "sed 's/^Inst /WARNING: /'",
     "find /var/backups -type f -printf '%T@ %s %p\\n' | sort -n | tail -n 1",
@@ -43,7 +50,7 @@ READ_ONLY = [
     "docker exec redis-zpro redis-cli ping",
     "curl -sS -o /dev/null --max-time 5 -w '%{http_code}\\n' http://localhost:3000/",
     f"if {PM2_DAEMON_RUNNING}; then pm2 jlist; else echo pm2_not_running; fi",
-    "sudo -n -iu deployzdg -- sh -c 'cat /home/deployzdg/.pm2/logs/zpro-backend-error.log'",
+    "sudo -n -H -u deployzdg -- bash --login -c 'cat /home/deployzdg/.pm2/logs/zpro-backend-error.log'",
     "needrestart -r l -b",
     "kill -0 1",
     "pgrep -g 1 >/dev/null",
@@ -355,6 +362,40 @@ def test_readonly_refuses_each_bypass_the_second_review_found(name: str) -> None
     assert read_only_problem(SECOND_REVIEW_BYPASSES[name]) is not None, SECOND_REVIEW_BYPASSES[name]
 
 
+# The third review's accepted texts (each proven harmful in bash, or by the tool's documentation): refused now.
+THIRD_REVIEW_BYPASSES = {
+    "sudo_i_dollar_one_in_quotes_sort": "sudo -n -iu deployzdg sort '$1-o/tmp/pwn_sudoi_sort' /etc/hostname",
+    "sudo_i_dollar_one_in_quotes_find": "sudo -n -i find /srv/victim '$1-delete'",
+    "sudo_i_sudo_command_fuser": "sudo -n -iu deployzdg fuser -v '$SUDO_COMMAND' / 'x -k'",
+    "sudo_i_sudo_command_curl": "sudo -n -iu deployzdg curl -s -o /dev/null -H '$SUDO_COMMAND' http://127.0.0.1:18081/",
+    "sudo_i_bash_c_dollar_in_quotes": "sudo -n -iu deployzdg -- bash -c 'echo \"\\$1\" \"; touch /tmp/pwn_sudoi_exec; #\"'",
+    "array_subscript_from_variable": "v='a[$(touch /tmp/pwn_arr1)]'; x=(echo [v]=1)",
+    "array_subscript_literal": "x=(: ['a[$(touch /tmp/pwn_arr2)]']=1)",
+    "journalctl_n_vacuum": "journalctl -n --vacuum-size=1",
+    "journalctl_n_rotate": "journalctl -n --rotate",
+    "journalctl_n_update_catalog": "journalctl -n --update-catalog",
+    "journalctl_lines_setup_keys": "journalctl --lines --setup-keys",
+    "journalctl_n_cursor_file": "journalctl -n --cursor-file=/tmp/x",
+    "grep_attached_relative_dev": "cd / && grep -fdev/watchdog x",
+    "grep_attached_relative_kmsg": "cd /proc && grep -fkmsg x",
+    "du_attached_relative_dev": "cd / && du -Xdev/watchdog /srv",
+    "last_attached_relative_dev": "cd / && last -fdev/watchdog",
+    "date_tz_in_a_spaced_word": "date -d 'TZ=\"/dev/watchdog\" now'",
+    "awk_sets_its_own_input": "awk 'BEGIN{ARGV[1]=sprintf(\"%cdev%cwatchdog\",47,47);ARGC=2}{print}'",
+    "grep_recursive_proc": "grep -r x /proc",
+    "grep_recursive_devices_read": "grep -R -D read x /proc/1",
+    "zcat_recursive_proc": "zcat -r /proc",
+    "trace_pipe_raw": "cat /sys/kernel/tracing/per_cpu/cpu0/trace_pipe_raw",
+    "awk_inet_socket": "awk '{print}' /inet/tcp/18080/0/0",
+    "iptables_nat_loads_modules": "iptables -t nat -L",
+}
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_REVIEW_BYPASSES))
+def test_readonly_refuses_each_bypass_the_third_review_found(name: str) -> None:
+    assert read_only_problem(THIRD_REVIEW_BYPASSES[name]) is not None, THIRD_REVIEW_BYPASSES[name]
+
+
 @pytest.mark.parametrize("text", REFUSED_CATEGORIES)
 def test_readonly_refuses_a_whole_category_where_bash_could_read_the_text_differently(text: str) -> None:
     assert read_only_problem(text) is not None, text
@@ -372,7 +413,7 @@ def test_readonly_refuses_read_only_psql_rendered_with_a_database_that_holds_con
 
 
 @pytest.mark.parametrize("before, after", [("", ""), ("x=1; ", ""), ("echo a && ", " | sort"), ("if true; then ", "; fi"),
-                                           ("{ ", "; }"), ("sudo -n -iu deployzdg -- bash -c '", "'")])
+                                           ("{ ", "; }"), ("sudo -n -H -u deployzdg -- bash --login -c '", "'")])
 def test_readonly_accepts_the_pm2_listing_as_a_whole_command(before: str, after: str) -> None:
     assert read_only_problem(before + PM2_LISTING + after) is None
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from opsguard.readonly import PM2_LISTING, PM2_NOT_RUNNING
+from opsguard.readonly import PM2_LISTING, PM2_NOT_RUNNING, as_user
 from opsguard.sandbox.hosts import (
     STUB_NAMES,
     STUB_PACKAGE,
@@ -216,7 +216,11 @@ def test_stubs_pm2_journals_whether_its_daemon_ran_and_starts_it(stub_host: Stub
 
 
 def test_stubs_pm2_listing_asks_pm2_only_while_the_daemon_the_sandbox_models_runs(stub_host: StubHost) -> None:
-    listing = f"sudo -n -iu deployzdg -- bash -c {shlex.quote(PM2_LISTING)}"
+    listing = as_user("deployzdg", PM2_LISTING)
+    # Through `sudo -i` (as opsguard sent it before the third review) the login shell expanded $pm2_pid before
+    # the listing ran: it never saw the daemon. The fake sudo models -i as the real one does.
+    old = f"sudo -n -iu deployzdg -- bash -c {shlex.quote(PM2_LISTING)}"
+    assert stub_host.run(old).stdout.strip() == PM2_NOT_RUNNING
     assert [app["name"] for app in json.loads(stub_host.run(listing).stdout)] == ["zpro-backend", "zpro-frontend"]
     # A stale pid file naming a live process that is not the daemon: the probe, like the fake, finds none.
     (stub_host.root / "home/deployzdg/.pm2/pm2.pid").write_text(f"{os.getpid()}\n")
