@@ -38,7 +38,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from opsguard.sandbox.simulator import Simulator, load_scenario, merge_scenario  # noqa: E402
+from opsguard.sandbox.simulator import BACKUP_CHECK_INVENTORY, Simulator, load_scenario, merge_scenario  # noqa: E402
 
 PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python")
 LATENCY = 0.2
@@ -60,29 +60,7 @@ def small_case() -> Case:
         load_scenario(),
         {"vultr": {"faults": {"latency": LATENCY}}, "hostinger": {"faults": {"latency": LATENCY}}},
     )
-    inventory = """
-[hosts.chat]
-address = "127.0.0.2"
-provider = "vultr"
-instance = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
-[hosts.chat.backups]
-schedule = "daily"
-max_age = "26h"
-[hosts.chat2]
-address = "127.0.0.3"
-provider = "hostinger"
-instance = 1001
-[hosts.chat2.backups]
-schedule = "weekly"
-max_age = "8d"
-[hosts.ia]
-address = "127.0.0.4"
-provider = "hostinger"
-instance = 1002
-[hosts.ia.backups]
-schedule = "weekly"
-max_age = "8d"
-"""
+    inventory = BACKUP_CHECK_INVENTORY
     return Case("small", f"3 hosts, {LATENCY * 1000:.0f} ms per API request", scenario, inventory, 3)
 
 

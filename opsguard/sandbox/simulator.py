@@ -92,6 +92,36 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS / "default.json"
 
 
+# The default scenario's instances as inventory hosts with a backup policy: what backup-check's tests and
+# benchmark check (chat on Vultr, chat2 and ia on Hostinger, as the runbook's three hosts).
+DEFAULT_VULTR_INSTANCE = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
+BACKUP_CHECK_INVENTORY = f"""
+[hosts.chat]
+address = "127.0.0.2"
+provider = "vultr"
+instance = "{DEFAULT_VULTR_INSTANCE}"
+[hosts.chat.backups]
+schedule = "daily"
+max_age = "26h"
+
+[hosts.chat2]
+address = "127.0.0.3"
+provider = "hostinger"
+instance = 1001
+[hosts.chat2.backups]
+schedule = "weekly"
+max_age = "8d"
+
+[hosts.ia]
+address = "127.0.0.4"
+provider = "hostinger"
+instance = 1002
+[hosts.ia.backups]
+schedule = "weekly"
+max_age = "8d"
+"""
+
+
 def load_scenario(path: str | Path | None = None) -> dict[str, Any]:
     """Given a scenario JSON path (default: the shipped default.json), return the scenario dict."""
     source = Path(path) if path is not None else DEFAULT_SCENARIO

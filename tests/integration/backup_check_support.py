@@ -16,35 +16,17 @@ from typing import Any
 
 import pytest
 
-from opsguard.sandbox.simulator import Simulator, load_scenario, merge_scenario
+from opsguard.sandbox.simulator import (
+    BACKUP_CHECK_INVENTORY,
+    DEFAULT_VULTR_INSTANCE,
+    Simulator,
+    load_scenario,
+    merge_scenario,
+)
 from tests.fixtures.cli_fixtures import CliResult, run_cli
 
-VULTR_ID = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
-INVENTORY = f"""
-[hosts.chat]
-address = "127.0.0.2"
-provider = "vultr"
-instance = "{VULTR_ID}"
-[hosts.chat.backups]
-schedule = "daily"
-max_age = "26h"
-
-[hosts.chat2]
-address = "127.0.0.3"
-provider = "hostinger"
-instance = 1001
-[hosts.chat2.backups]
-schedule = "weekly"
-max_age = "8d"
-
-[hosts.ia]
-address = "127.0.0.4"
-provider = "hostinger"
-instance = 1002
-[hosts.ia.backups]
-schedule = "weekly"
-max_age = "8d"
-"""
+VULTR_ID = DEFAULT_VULTR_INSTANCE
+INVENTORY = BACKUP_CHECK_INVENTORY
 # Variables a developer's shell might set that would change what the CLI does.
 _UNSET = ("OPSGUARD_PING_URL", "OPSGUARD_WEBHOOK_URL", "OPSGUARD_BACKUP_CHECK_LOCK_WAIT", "http_proxy", "HTTP_PROXY")
 
