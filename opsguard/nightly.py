@@ -275,3 +275,80 @@ def route_library_logs(*, debug: bool) -> None:
         handler = logging.NullHandler()
     logger.addHandler(handler)
     install_log_redaction(logger)  # SAFETY: this handler prints records too, so it redacts them
+
+
+# -- the probe commands (audit, health): one read-only script a host, judged, recorded, reported --------
+
+# prepare(host, nonce, ledger records of the event, now) -> (the host's state, its probe script)
+Prepare = Callable[[Any, str, list[dict[str, Any]], datetime], tuple[Any, str]]
+# follow_up(host, state, nonce, session, first result) -> a second result on the same session, or None
+FollowUp = Callable[[Any, Any, str, Any, Any], Any]
+# evaluate(host, state, nonce, results, ledger records of the event) -> (HostResult, ledger record or None)
+Evaluate = Callable[[Any, Any, str, list[Any], list[dict[str, Any]]], tuple[Any, dict[str, Any] | None]]
+
+
+def probe_hosts(
+    ctx: click.Context,
+    command: str,
+    event: str,
+    host_names: tuple[str, ...],
+    *,
+    prepare: Prepare,
+    evaluate: Evaluate,
+    follow_up: FollowUp | None = None,
+    as_json: bool,
+    textfile: str | None,
+    deadline: float,
+    concurrency: int,
+    wait: float,
+) -> Outcome:
+    """Given a probe command's per-host steps, probe the hosts under the command's run lock, record each
+    judged host in the ledger (one run id) and print the report; return the outcome.
+
+    A host whose ``prepare`` raises (bad vars) is reported unread and never contacted; a host that does
+    not answer within ``deadline`` is reported unanswered; the others are judged by ``evaluate``.
+    """
+    from opsguard.backups import hosts_to_check
+    from opsguard.guard import new_run_id
+    from opsguard.ledger import Ledger
+    from opsguard.probes import new_nonce, run_scripts, unanswered_host, unread_host
+    from opsguard.report import Report
+
+    inventory = ctx.obj.inventory()
+    hosts = hosts_to_check(inventory.hosts, host_names, inventory.host)
+    with run_lock(inventory.settings.state_dir, wait, command):
+        ledger = Ledger(inventory.settings.state_dir)
+        records = [record for record in ledger.records() if record.get("event") == event]
+        now = datetime.now(UTC)
+        results: dict[str, Any] = {}
+        prepared: dict[str, tuple[Any, str]] = {}
+        scripts: dict[str, str] = {}
+        for host in hosts:
+            nonce = new_nonce()
+            try:
+                state, scripts[host.name] = prepare(host, nonce, records, now)
+            except Exception as error:  # one host's bad vars must not stop the others
+                results[host.name] = unread_host(host.name, "inventory", error)
+                continue
+            prepared[host.name] = (state, nonce)
+
+        def second(host: Any, session: Any, first: Any) -> Any:
+            state, nonce = prepared[host.name]
+            return follow_up(host, state, nonce, session, first) if follow_up else None
+
+        answered = run_scripts([host for host in hosts if host.name in prepared], scripts, inventory,
+                               deadline=deadline, concurrency=concurrency, follow_up=second if follow_up else None)
+        run_id = new_run_id()
+        for host in hosts:
+            if host.name not in prepared:
+                continue
+            state, nonce = prepared[host.name]
+            outcome = answered.get(host.name)
+            if outcome is None or not outcome[0]:
+                results[host.name] = unanswered_host(host.name, outcome, deadline)
+                continue
+            results[host.name], record = evaluate(host, state, nonce, list(outcome[1]), records)
+            if record is not None:
+                ledger.append(event, run_id=run_id, host=host.name, **record)
+        report = Report(command, now, tuple(results[host.name] for host in hosts))
+        return emit(report, as_json=as_json, textfile=textfile)

@@ -15,18 +15,19 @@ import click
 
 from opsguard.nightly import (
     Outcome,
-    emit,
     lock_wait_seconds,
     monitors_for,
+    probe_hosts,
     report_options,
     route_library_logs,
-    run_lock,
     run_monitored,
     seconds_option,
 )
 
 if TYPE_CHECKING:
+    from opsguard.inventory import Host
     from opsguard.report import HostResult
+    from opsguard.transport import CommandResult
 
 COMMAND = "audit"
 LOCK_WAIT_VARIABLE = "OPSGUARD_AUDIT_LOCK_WAIT"
@@ -89,47 +90,20 @@ def _run(
 ) -> Outcome:
     """Audit the hosts, record each audited host in the ledger, and print the outcome; return it."""
     from opsguard import audit as auditing
-    from opsguard.backups import hosts_to_check
-    from opsguard.guard import new_run_id
-    from opsguard.ledger import Ledger
     from opsguard.playbooks.params import check_vars
-    from opsguard.probes import new_nonce, run_scripts, split_sections, unanswered_host, unread_host
-    from opsguard.report import Report
+    from opsguard.probes import split_sections
 
-    inventory = ctx.obj.inventory()
-    hosts = hosts_to_check(inventory.hosts, host_names, inventory.host)
-    with run_lock(inventory.settings.state_dir, wait, COMMAND):
-        ledger = Ledger(inventory.settings.state_dir)
-        records = [record for record in ledger.records() if record.get("event") == auditing.EVENT]
-        now = datetime.now(UTC)
-        results: dict[str, HostResult] = {}
-        prepared: dict[str, tuple[Any, datetime, str]] = {}
-        scripts: dict[str, str] = {}
-        for host in hosts:
-            try:
-                settings = auditing.audit_params(host, check_vars(auditing.COMMAND_NAME, auditing.VARS, host))
-            except Exception as error:  # one host's bad vars must not stop the others
-                results[host.name] = unread_host(host.name, "inventory", error)
-                continue
-            since = fixed_since or auditing.since_for(host.name, records, now, settings.first_for)
-            nonce = new_nonce()
-            prepared[host.name] = (settings, since, nonce)
-            scripts[host.name] = auditing.build_script(settings, since, nonce)
-        answered = run_scripts([host for host in hosts if host.name in prepared], scripts, inventory,
-                               deadline=deadline, concurrency=concurrency)
-        run_id = new_run_id()
-        for host in hosts:
-            if host.name not in prepared:
-                continue
-            settings, since, nonce = prepared[host.name]
-            outcome = answered.get(host.name)
-            if outcome is None or not outcome[0]:
-                results[host.name] = unanswered_host(host.name, outcome, deadline)
-                continue
-            sections = split_sections(outcome[1][0].stdout, nonce)
-            audited = auditing.evaluate_host(host, settings, sections, since, auditing.previous_record(host.name, records))
-            results[host.name] = audited.result
-            if audited.record is not None:
-                ledger.append(auditing.EVENT, run_id=run_id, host=host.name, **audited.record)
-        report = Report(COMMAND, now, tuple(results[host.name] for host in hosts))
-        return emit(report, as_json=as_json, textfile=textfile)
+    def prepare(host: Host, nonce: str, records: list[dict[str, Any]], now: datetime) -> tuple[Any, str]:
+        settings = auditing.audit_params(host, check_vars(auditing.COMMAND_NAME, auditing.VARS, host))
+        since = fixed_since or auditing.since_for(host.name, records, now, settings.first_for)
+        return (settings, since), auditing.build_script(settings, since, nonce)
+
+    def evaluate(host: Host, state: Any, nonce: str, answers: list[CommandResult],
+                 records: list[dict[str, Any]]) -> tuple[HostResult, dict[str, Any] | None]:
+        settings, since = state
+        sections = split_sections(answers[0].stdout, nonce)
+        audited = auditing.evaluate_host(host, settings, sections, since, auditing.previous_record(host.name, records))
+        return audited.result, audited.record
+
+    return probe_hosts(ctx, COMMAND, auditing.EVENT, host_names, prepare=prepare, evaluate=evaluate, as_json=as_json,
+                       textfile=textfile, deadline=deadline, concurrency=concurrency, wait=wait)

@@ -8,19 +8,18 @@ Output, pings, webhook, textfile and run lock as backup-check (opsguard/nightly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from opsguard.nightly import (
     Outcome,
-    emit,
     lock_wait_seconds,
     monitors_for,
+    probe_hosts,
     report_options,
     route_library_logs,
-    run_lock,
     run_monitored,
     seconds_option,
 )
@@ -70,61 +69,35 @@ def _run(ctx: click.Context, host_names: tuple[str, ...], as_json: bool, textfil
          concurrency: int, wait: float) -> Outcome:
     """Check the hosts, record each checked host in the ledger, and print the outcome; return it."""
     from opsguard import health as checking
-    from opsguard.backups import hosts_to_check
-    from opsguard.guard import new_run_id
-    from opsguard.ledger import Ledger
     from opsguard.playbooks.params import check_vars
-    from opsguard.probes import new_nonce, run_scripts, script, split_sections, unanswered_host, unread_host
-    from opsguard.report import Report
+    from opsguard.probes import script, split_sections
 
-    inventory = ctx.obj.inventory()
-    hosts = hosts_to_check(inventory.hosts, host_names, inventory.host)
-    with run_lock(inventory.settings.state_dir, wait, COMMAND):
-        ledger = Ledger(inventory.settings.state_dir)
-        records = [record for record in ledger.records() if record.get("event") == checking.EVENT]
-        now = datetime.now(UTC)
-        results: dict[str, HostResult] = {}
-        prepared: dict[str, tuple[Any, str]] = {}
-        scripts: dict[str, str] = {}
-        for host in hosts:
-            try:
-                settings = checking.health_params(host, check_vars(checking.COMMAND_NAME, checking.VARS, host))
-            except Exception as error:  # one host's bad vars must not stop the others
-                results[host.name] = unread_host(host.name, "inventory", error)
-                continue
-            nonce = new_nonce()
-            prepared[host.name] = (settings, nonce)
-            scripts[host.name] = script(checking.probe_sections(settings), nonce)
+    def prepare(host: Host, nonce: str, records: list[dict[str, Any]], now: datetime) -> tuple[Any, str]:
+        settings = checking.health_params(host, check_vars(checking.COMMAND_NAME, checking.VARS, host))
+        return settings, script(checking.probe_sections(settings), nonce)
 
-        def certificates(host: Host, session: Any, first: CommandResult) -> CommandResult | None:
-            # The names come from the host's .env: a second script on the same session, only when there are names.
-            settings, nonce = prepared[host.name]
-            env = split_sections(first.stdout, nonce).get("env")
-            targets = checking.tls_targets(settings, env.text if env else None)
-            if not targets:
-                return None
-            result: CommandResult = session.run(script(checking.tls_sections(targets), nonce), timeout=deadline, mutates=False)
-            return result
+    def targets(settings: Any, first: CommandResult, nonce: str) -> list[tuple[str, str]]:
+        # The names come from the host's .env (the first script's env section), and the tls_names var.
+        env = split_sections(first.stdout, nonce).get("env")
+        return checking.tls_targets(settings, env.text if env else None)
 
-        answered = run_scripts([host for host in hosts if host.name in prepared], scripts, inventory,
-                               deadline=deadline, concurrency=concurrency, follow_up=certificates)
-        run_id = new_run_id()
-        for host in hosts:
-            if host.name not in prepared:
-                continue
-            settings, nonce = prepared[host.name]
-            outcome = answered.get(host.name)
-            if outcome is None or not outcome[0]:
-                results[host.name] = unanswered_host(host.name, outcome, deadline)
-                continue
-            sections = split_sections(outcome[1][0].stdout, nonce)
-            env = sections.get("env")
-            targets = checking.tls_targets(settings, env.text if env else None)
-            if len(outcome[1]) > 1:
-                sections.update(split_sections(outcome[1][1].stdout, nonce))
-            checked = checking.evaluate_host(host, settings, sections, targets, checking.previous_record(host.name, records))
-            results[host.name] = checked.result
-            if checked.record is not None:
-                ledger.append(checking.EVENT, run_id=run_id, host=host.name, **checked.record)
-        report = Report(COMMAND, now, tuple(results[host.name] for host in hosts))
-        return emit(report, as_json=as_json, textfile=textfile)
+    def certificates(host: Host, settings: Any, nonce: str, session: Any, first: CommandResult) -> CommandResult | None:
+        # A second script on the same session, only when there are names to check.
+        names = targets(settings, first, nonce)
+        if not names:
+            return None
+        result: CommandResult = session.run(script(checking.tls_sections(names), nonce), timeout=deadline, mutates=False)
+        return result
+
+    def evaluate(host: Host, settings: Any, nonce: str, answers: list[CommandResult],
+                 records: list[dict[str, Any]]) -> tuple[HostResult, dict[str, Any] | None]:
+        sections = split_sections(answers[0].stdout, nonce)
+        if len(answers) > 1:
+            sections.update(split_sections(answers[1].stdout, nonce))
+        checked = checking.evaluate_host(host, settings, sections, targets(settings, answers[0], nonce),
+                                         checking.previous_record(host.name, records))
+        return checked.result, checked.record
+
+    return probe_hosts(ctx, COMMAND, checking.EVENT, host_names, prepare=prepare, evaluate=evaluate,
+                       follow_up=certificates, as_json=as_json, textfile=textfile, deadline=deadline,
+                       concurrency=concurrency, wait=wait)
