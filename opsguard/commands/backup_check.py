@@ -17,9 +17,6 @@ be written exits 78, because node_exporter would keep serving the previous night
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -31,10 +28,10 @@ from opsguard.nightly import (
     monitors_for,
     report_options,
     route_library_logs,
+    run_lock,
     run_monitored,
     seconds_option,
 )
-from opsguard.nightly import run_lock as _command_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,14 +42,6 @@ if TYPE_CHECKING:
 COMMAND = "backup-check"
 LOCK_NAME = f"{COMMAND}.lock"
 LOCK_WAIT_VARIABLE = "OPSGUARD_BACKUP_CHECK_LOCK_WAIT"
-
-
-@contextmanager
-def run_lock(state_dir: Path, wait_seconds: float) -> Iterator[Path]:
-    """Given the state dir and how long to wait, hold the backup-check lock (``<state_dir>/backup-check.lock``)
-    for the block; raise BackupCheckRunning (exit 4) naming the holder, ConfigError if the dir cannot be made."""
-    with _command_lock(state_dir, wait_seconds, COMMAND) as path:
-        yield path
 
 
 @click.command()
@@ -103,7 +92,7 @@ def _run(
 
     inventory = ctx.obj.inventory()
     hosts = backups.hosts_to_check(inventory.hosts, host_names, inventory.host)
-    with run_lock(inventory.settings.state_dir, lock_wait_seconds_):
+    with run_lock(inventory.settings.state_dir, lock_wait_seconds_, COMMAND):
         checked = backups.check_backups(
             hosts, _provider_factory(deadline_seconds), deadline_seconds=deadline_seconds, concurrency=concurrency
         )
