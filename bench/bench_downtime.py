@@ -57,7 +57,7 @@ from opsguard.sandbox.simulator import Simulator, load_scenario
 
 T = TypeVar("T")
 VULTR_ID = "cb676a46-66fd-4dfb-b839-443f2e6c0b60"
-# Real durations in seconds (zpro-ops.md / the issue), divided by the scale at run time.
+# Real durations in seconds (the team's figures for a Zpro upgrade), divided by the scale at run time.
 REAL_SECONDS = {"backend npm install": 120.0, "frontend npm install": 120.0, "frontend build": 300.0,
                 "migrate": 20.0, "restart": 10.0}
 CHANNEL_RECONNECT = 30.0  # real seconds a Baileys channel stays OPENING after the backend restarts
