@@ -92,7 +92,6 @@ VARS: dict[str, Any] = {
 CONNECTED = "CONNECTED"
 CONNECTING = ("OPENING", "PAIRING")
 NO_DB_SETTINGS = "OPSGUARD_NO_DB_SETTINGS"
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TLS_NAME = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _HTTP_URL = re.compile(r"https?://[A-Za-z0-9.:@%+=,/_~\[\]-]+")
 
@@ -184,13 +183,6 @@ def _pair(params: Mapping[str, Any], low: str, high: str) -> tuple[float, float]
     if first > second:
         raise ConfigError(f"params {low} ({first:g}) and {high} ({second:g}): {low} must not be above {high}")
     return first, second
-
-
-def _identifier(params: Mapping[str, Any], key: str) -> str:
-    value = params.get(key)
-    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
-        raise ConfigError(f"param {key}: {value!r} must be an SQL name of letters, digits and _")
-    return value
 
 
 def _url(key: str, url: str) -> str:

@@ -177,11 +177,6 @@ class _Lexer:
         return word
 
 
-def _read_word_from(text: str) -> Word:
-    word, _ = _scan_word(text, 0)
-    return word
-
-
 def _scan_word(text: str, index: int) -> tuple[Word, int]:
     """Given text and a start index, return the word there and the index after it.
 
